@@ -1,0 +1,109 @@
+"""OpenTelemetry instrumentation for Azure AI Agent Service: one trace per agent run.
+
+Usage::
+
+    from opentelemetry.instrumentation.azure_ai_agents import AzureAgentInstrumentor
+
+    AzureAgentInstrumentor().instrument()
+
+or zero-code: ``opentelemetry-instrument python app.py`` (entry point ``azure_ai_agents``).
+Works with ``azure-ai-agents`` 1.x and the legacy ``azure-ai-projects`` 1.0.0bX, whichever is installed.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+from typing import Any, Collection, Optional
+
+from opentelemetry import metrics as otel_metrics
+from opentelemetry import trace
+from opentelemetry.instrumentation.dependencies import DependencyConflict, get_dependency_conflicts
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+from opentelemetry.semconv.schemas import Schemas
+
+from .content import ContentPolicy, RedactHook
+from .metrics import RunMetrics
+from .package import _instruments, _instruments_any
+from .patch import Installed, install
+from .surfaces import SURFACES
+from .tracker import RunTracker, TrackerConfig
+from .version import __version__
+
+__all__ = ["AzureAgentInstrumentor", "__version__"]
+
+_log = logging.getLogger(__name__)
+
+ENV_MAX_OPEN_RUNS = "OTEL_INSTRUMENTATION_AZURE_AI_AGENTS_MAX_OPEN_RUNS"
+ENV_IDLE_TIMEOUT = "OTEL_INSTRUMENTATION_AZURE_AI_AGENTS_RUN_IDLE_TIMEOUT"
+ENV_LIST_STEPS = "OTEL_INSTRUMENTATION_AZURE_AI_AGENTS_LIST_STEPS_ON_COMPLETION"
+
+
+class AzureAgentInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """Instruments the Azure AI Agents SDKs (both generations, sync and async).
+
+    ``instrument()`` keyword arguments (all optional):
+
+    * ``tracer_provider`` / ``meter_provider``: default to the global providers;
+    * ``capture_content``: record prompts, tool arguments and results (default: from the environment, off);
+    * ``redact_content``: ``(kind, text) -> text | None`` applied to captured content before it is recorded;
+    * ``list_steps_on_completion``: list a finished run's steps to emit step and tool spans (default True);
+    * ``max_open_runs`` / ``run_idle_timeout``: bounds of the open-run registry (10,000 runs / 1,800 s).
+    """
+
+    _tracker: Optional[RunTracker] = None
+    _installed: list[Installed] = []
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return _instruments
+
+    def _check_dependency_conflicts(self) -> Optional[DependencyConflict]:
+        # Either SDK generation is enough; BaseInstrumentor only knows "all of".
+        return get_dependency_conflicts(_instruments, _instruments_any)
+
+    def _instrument(self, **kwargs: Any) -> None:
+        tracer = trace.get_tracer(
+            __name__, __version__, kwargs.get("tracer_provider"), schema_url=Schemas.V1_28_0.value
+        )
+        meter = otel_metrics.get_meter(
+            __name__, __version__, kwargs.get("meter_provider"), schema_url=Schemas.V1_28_0.value
+        )
+        content = ContentPolicy.resolve(kwargs.get("capture_content"), kwargs.get("redact_content"))
+        config = TrackerConfig(
+            max_open_runs=_int_setting(kwargs.get("max_open_runs"), ENV_MAX_OPEN_RUNS, 10_000),
+            idle_timeout_s=float(_int_setting(kwargs.get("run_idle_timeout"), ENV_IDLE_TIMEOUT, 1800)),
+            list_steps_on_completion=_bool_setting(kwargs.get("list_steps_on_completion"), ENV_LIST_STEPS, True),
+        )
+        tracker = RunTracker(tracer, content, config, RunMetrics(meter))
+        installed = [i for i in (install(s, tracker) for s in SURFACES) if i is not None]
+        if not installed:
+            _log.debug("azure-ai-agents instrumentation: no supported Azure AI Agents SDK found")
+        self._tracker, self._installed = tracker, installed
+        atexit.register(tracker.shutdown)
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        for item in reversed(self._installed):
+            item.remove()
+        self._installed = []
+        if self._tracker is not None:
+            atexit.unregister(self._tracker.shutdown)
+            self._tracker.shutdown()
+            self._tracker = None
+
+
+def _int_setting(value: Any, env: str, default: int) -> int:
+    if value is None:
+        value = os.environ.get(env)
+    try:
+        return max(1, int(value)) if value is not None else default
+    except (TypeError, ValueError):
+        _log.warning("%s must be an integer; using %d", env, default)
+        return default
+
+
+def _bool_setting(value: Any, env: str, default: bool) -> bool:
+    if value is None:
+        raw = os.environ.get(env)
+        return default if raw is None else raw.strip().lower() not in ("false", "0", "no", "off")
+    return bool(value)

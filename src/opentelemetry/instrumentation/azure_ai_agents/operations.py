@@ -1,0 +1,259 @@
+"""What each kind of SDK call tells the tracker.
+
+An :class:`Operation` reads one SDK method's arguments (``before``) and result (``after``) and reports them to the
+:class:`~.tracker.RunTracker`. Operations know argument positions and result shapes, nothing about timing or
+span rules. The table in ``surfaces.py`` binds SDK methods to these operations.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from opentelemetry.context import Context
+
+from . import attributes as attrs
+from .steps import ObservedPages, StepLister
+from .tracker import RunState, RunTracker
+
+_log = logging.getLogger(__name__)
+
+#: Set while the instrumentation itself calls the SDK (listing a finished run's steps): wrappers stand aside.
+INTERNAL_CALL: ContextVar[bool] = ContextVar("azure_ai_agents_internal_call", default=False)
+
+_UNSET = object()
+
+
+@dataclass(frozen=True)
+class Arg:
+    """Where a parameter sits: its position (after ``self``) if it may be passed positionally, and its name."""
+
+    index: Optional[int]
+    name: str
+
+    def get(self, args: tuple, kwargs: Mapping[str, Any]) -> Any:
+        if self.name in kwargs:
+            return kwargs[self.name]
+        if self.index is not None and self.index < len(args):
+            return args[self.index]
+        return None
+
+
+@dataclass
+class Call:
+    """One in-flight SDK call: the context to make current during it and what ``after`` needs."""
+
+    context: Optional[Context] = None
+    run_id: Optional[str] = None
+    thread_id: Optional[str] = None
+    state: Optional[RunState] = None
+
+
+class Operation:
+    """Base: an operation that reports nothing. Subclasses override the hooks they need."""
+
+    steps: Optional[StepLister] = None
+
+    def before(self, tracker: RunTracker, instance: Any, args: tuple, kwargs: dict) -> Optional[Call]:
+        return None
+
+    def after(self, tracker: RunTracker, instance: Any, call: Call, result: Any) -> Any:
+        return result
+
+    async def after_async(self, tracker: RunTracker, instance: Any, call: Call, result: Any) -> Any:
+        return self.after(tracker, instance, call, result)
+
+    def failed(self, tracker: RunTracker, call: Call, exc: BaseException) -> None:
+        return None
+
+    # Shared by every operation whose result is a run snapshot.
+    def _observe(self, tracker: RunTracker, instance: Any, call: Call, run: Any) -> None:
+        ended = tracker.observe_run(run)
+        if ended is not None:
+            self._finish(tracker, instance, call, ended)
+
+    async def _observe_async(self, tracker: RunTracker, instance: Any, call: Call, run: Any) -> None:
+        ended = tracker.observe_run(run)
+        if ended is not None:
+            await self._finish_async(tracker, instance, call, ended)
+
+    def _finish(self, tracker: RunTracker, instance: Any, call: Call, state: RunState) -> None:
+        """Lists a finished run's steps through the SDK itself (never raising), then ends the run."""
+        steps = None
+        if self.steps is not None and tracker.config.list_steps_on_completion:
+            token = INTERNAL_CALL.set(True)
+            try:
+                steps = self.steps.list(instance, _thread_of(call, state), state.run_id)
+            except Exception:
+                _log.debug("could not list the steps of run %s", state.run_id, exc_info=True)
+            finally:
+                INTERNAL_CALL.reset(token)
+        tracker.finish_run(state, steps)
+
+    async def _finish_async(self, tracker: RunTracker, instance: Any, call: Call, state: RunState) -> None:
+        steps = None
+        if self.steps is not None and tracker.config.list_steps_on_completion:
+            token = INTERNAL_CALL.set(True)
+            try:
+                steps = await self.steps.list_async(instance, _thread_of(call, state), state.run_id)
+            except Exception:
+                _log.debug("could not list the steps of run %s", state.run_id, exc_info=True)
+            finally:
+                INTERNAL_CALL.reset(token)
+        tracker.finish_run(state, steps)
+
+
+class CreateRun(Operation):
+    """``runs.create`` / ``create_run`` / ``create_thread_and_run``: opens the run span."""
+
+    def __init__(self, steps: StepLister, thread: Optional[Arg] = None, body: Arg = Arg(1, "body")) -> None:
+        self.steps, self._thread, self._body = steps, thread, body
+
+    def before(self, tracker: RunTracker, instance: Any, args: tuple, kwargs: dict) -> Optional[Call]:
+        body = self._body.get(args, kwargs)
+        source: Mapping[str, Any] = body if isinstance(body, Mapping) else kwargs
+        thread = source.get("thread")
+        request = {
+            "assistant_id": kwargs.get("agent_id") or kwargs.get("assistant_id") or source.get("assistant_id"),
+            "thread_id": self._thread.get(args, kwargs) if self._thread else None,
+            "thread_messages": attrs.field(thread, "messages"),
+        }
+        for key in (
+            "model",
+            "temperature",
+            "top_p",
+            "max_prompt_tokens",
+            "max_completion_tokens",
+            "instructions",
+            "additional_instructions",
+            "additional_messages",
+        ):
+            request[key] = source.get(key)
+        state = tracker.begin_run(request, attrs.server_address(_endpoint(instance)))
+        return Call(context=state.context, state=state)
+
+    def after(self, tracker: RunTracker, instance: Any, call: Call, result: Any) -> Any:
+        ended = tracker.run_created(call.state, result)  # type: ignore[arg-type]
+        if ended is not None:
+            self._finish(tracker, instance, call, ended)
+        return result
+
+    async def after_async(self, tracker: RunTracker, instance: Any, call: Call, result: Any) -> Any:
+        ended = tracker.run_created(call.state, result)  # type: ignore[arg-type]
+        if ended is not None:
+            await self._finish_async(tracker, instance, call, ended)
+        return result
+
+    def failed(self, tracker: RunTracker, call: Call, exc: BaseException) -> None:
+        if call.state is not None:
+            tracker.run_create_failed(call.state, exc)
+
+
+class ObserveRun(Operation):
+    """``runs.get`` / ``get_run`` / ``cancel``: a run snapshot; the run span is current during the call."""
+
+    def __init__(self, steps: StepLister, thread: Arg = Arg(0, "thread_id"), run: Arg = Arg(1, "run_id")) -> None:
+        self.steps, self._thread, self._run = steps, thread, run
+
+    def before(self, tracker: RunTracker, instance: Any, args: tuple, kwargs: dict) -> Optional[Call]:
+        run_id = self._run.get(args, kwargs)
+        context = tracker.context_for(run_id)
+        if context is None:
+            return None  # not a run we track: no work at all on this call
+        return Call(context=context, run_id=run_id, thread_id=self._thread.get(args, kwargs))
+
+    def after(self, tracker: RunTracker, instance: Any, call: Call, result: Any) -> Any:
+        self._observe(tracker, instance, call, result)
+        return result
+
+    async def after_async(self, tracker: RunTracker, instance: Any, call: Call, result: Any) -> Any:
+        await self._observe_async(tracker, instance, call, result)
+        return result
+
+
+class SubmitToolOutputs(ObserveRun):
+    """``submit_tool_outputs`` / ``submit_tool_outputs_to_run``: answers pending function calls."""
+
+    def __init__(
+        self,
+        steps: StepLister,
+        thread: Arg = Arg(0, "thread_id"),
+        run: Arg = Arg(1, "run_id"),
+        body: Arg = Arg(2, "body"),
+        outputs: Arg = Arg(None, "tool_outputs"),
+    ) -> None:
+        super().__init__(steps, thread, run)
+        self._body, self._outputs = body, outputs
+
+    def before(self, tracker: RunTracker, instance: Any, args: tuple, kwargs: dict) -> Optional[Call]:
+        call = super().before(tracker, instance, args, kwargs)
+        if call is not None:
+            outputs = self._outputs.get(args, kwargs)
+            if outputs is None:
+                outputs = attrs.field(self._body.get(args, kwargs), "tool_outputs")
+            tracker.tool_outputs_submitted(call.run_id, outputs)
+        return call
+
+
+class ListSteps(Operation):
+    """``run_steps.list`` (lazy pages) / ``list_run_steps`` (one page model): steps of a tracked run."""
+
+    def __init__(self, thread: Arg = Arg(0, "thread_id"), run: Arg = Arg(1, "run_id"), paged: bool = True) -> None:
+        self._thread, self._run, self._paged = thread, run, paged
+
+    def before(self, tracker: RunTracker, instance: Any, args: tuple, kwargs: dict) -> Optional[Call]:
+        run_id = self._run.get(args, kwargs)
+        if not tracker.knows(run_id):
+            return None
+        return Call(context=tracker.context_for(run_id), run_id=run_id)
+
+    def after(self, tracker: RunTracker, instance: Any, call: Call, result: Any) -> Any:
+        run_id = call.run_id
+        if self._paged:
+            return ObservedPages(result, lambda items: tracker.observe_steps(run_id, items))
+        data = attrs.field(result, "data")
+        if isinstance(data, list):
+            tracker.observe_steps(run_id, data)
+        return result
+
+
+class GetStep(Operation):
+    """``run_steps.get`` / ``get_run_step``: one step of a tracked run."""
+
+    def __init__(self, run: Arg = Arg(1, "run_id")) -> None:
+        self._run = run
+
+    def before(self, tracker: RunTracker, instance: Any, args: tuple, kwargs: dict) -> Optional[Call]:
+        run_id = self._run.get(args, kwargs)
+        if not tracker.knows(run_id):
+            return None
+        return Call(context=tracker.context_for(run_id), run_id=run_id)
+
+    def after(self, tracker: RunTracker, instance: Any, call: Call, result: Any) -> Any:
+        tracker.observe_steps(call.run_id, [result])
+        return result
+
+
+class ObserveAgent(Operation):
+    """``create_agent`` / ``get_agent`` / ``update_agent``: learns the agent's name."""
+
+    def before(self, tracker: RunTracker, instance: Any, args: tuple, kwargs: dict) -> Optional[Call]:
+        return _NO_CONTEXT
+
+    def after(self, tracker: RunTracker, instance: Any, call: Call, result: Any) -> Any:
+        tracker.learn_agent(result)
+        return result
+
+
+_NO_CONTEXT = Call()
+
+
+def _endpoint(instance: Any) -> Any:
+    return getattr(getattr(instance, "_config", None), "endpoint", None)
+
+
+def _thread_of(call: Call, state: RunState) -> Optional[str]:
+    return call.thread_id or state.thread_id

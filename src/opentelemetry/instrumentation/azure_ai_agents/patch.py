@@ -1,0 +1,118 @@
+"""Installing and removing the wrappers, and the wrappers themselves.
+
+A wrapper runs the operation's hooks around the SDK call. Hooks never raise into the app (they are guarded);
+the SDK call itself is made outside any guard, so its exceptions reach the app unchanged.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+import wrapt
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+
+from .operations import INTERNAL_CALL, Operation
+from .surfaces import Surface
+from .tracker import RunTracker, attach, detach
+
+_log = logging.getLogger(__name__)
+
+
+def _guarded(hook: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return hook(*args)
+    except Exception:
+        _log.debug("azure-ai-agents instrumentation hook %s failed", getattr(hook, "__qualname__", hook), exc_info=True)
+        return None
+
+
+def sync_wrapper(tracker: RunTracker, operation: Operation) -> Callable[..., Any]:
+    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
+        if INTERNAL_CALL.get() or not is_instrumentation_enabled():
+            return wrapped(*args, **kwargs)
+        call = _guarded(operation.before, tracker, instance, args, kwargs)
+        if call is None:
+            return wrapped(*args, **kwargs)
+        token = _guarded(attach, call.context)
+        try:
+            try:
+                result = wrapped(*args, **kwargs)
+            except BaseException as exc:
+                _guarded(operation.failed, tracker, call, exc)
+                raise
+            try:
+                return operation.after(tracker, instance, call, result)
+            except Exception:
+                _log.debug("azure-ai-agents instrumentation failed after %s", wrapped, exc_info=True)
+                return result
+        finally:
+            _guarded(detach, token)
+
+    return wrapper
+
+
+def async_wrapper(tracker: RunTracker, operation: Operation) -> Callable[..., Any]:
+    async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
+        if INTERNAL_CALL.get() or not is_instrumentation_enabled():
+            return await wrapped(*args, **kwargs)
+        call = _guarded(operation.before, tracker, instance, args, kwargs)
+        if call is None:
+            return await wrapped(*args, **kwargs)
+        token = _guarded(attach, call.context)
+        try:
+            try:
+                result = await wrapped(*args, **kwargs)
+            except BaseException as exc:
+                _guarded(operation.failed, tracker, call, exc)
+                raise
+            try:
+                return await operation.after_async(tracker, instance, call, result)
+            except Exception:
+                _log.debug("azure-ai-agents instrumentation failed after %s", wrapped, exc_info=True)
+                return result
+        finally:
+            _guarded(detach, token)
+
+    return wrapper
+
+
+@dataclass
+class Installed:
+    """One installed wrapper, with what is needed to put the original back exactly."""
+
+    owner: type
+    name: str
+    original: Any
+    owned: bool  #: the attribute was defined on ``owner`` itself (not inherited)
+
+    def remove(self) -> None:
+        current = self.owner.__dict__.get(self.name)
+        if not isinstance(current, wrapt.FunctionWrapper):
+            return  # someone re-patched on top of us; leave their patch alone
+        if self.owned:
+            setattr(self.owner, self.name, self.original)
+        else:
+            delattr(self.owner, self.name)
+
+
+def install(surface: Surface, tracker: RunTracker) -> Optional[Installed]:
+    """Wraps one SDK method; returns None when the SDK, class or method is not installed."""
+    try:
+        module = importlib.import_module(surface.module)
+    except Exception:  # SDK not installed (or broken): skip quietly
+        return None
+    owner = getattr(module, surface.cls, None)
+    if not isinstance(owner, type) or not hasattr(owner, surface.method):
+        return None
+    if isinstance(owner.__dict__.get(surface.method), wrapt.FunctionWrapper):
+        return None  # already wrapped
+    owned = surface.method in owner.__dict__
+    original = owner.__dict__[surface.method] if owned else getattr(owner, surface.method)
+    make = async_wrapper if inspect.iscoroutinefunction(original) else sync_wrapper
+    wrapper = make(tracker, surface.operation)
+    setattr(owner, surface.method, wrapt.FunctionWrapper(original, wrapper))
+    return Installed(owner, surface.method, original, owned)

@@ -1,0 +1,76 @@
+"""The table of instrumented SDK methods: (module, class, method) -> what its call tells the core.
+
+Supporting a new SDK version or surface means adding rows here. Rows whose module or method does not exist in
+the installed SDK are skipped, so one table serves every version. Sync and async twins share operations: the
+wrapper is chosen from the method itself (coroutine function or not).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .operations import (
+    Arg,
+    CreateRun,
+    GetStep,
+    ListSteps,
+    ObserveAgent,
+    ObserveRun,
+    Operation,
+    SubmitToolOutputs,
+)
+from .steps import PagedStepLister, PageModelStepLister
+
+
+@dataclass(frozen=True)
+class Surface:
+    module: str
+    cls: str
+    method: str
+    operation: Operation
+    sdk: str  #: distribution name, for docs and coverage tables
+
+
+def _agents(module: str, client_module: str) -> list[Surface]:
+    """azure-ai-agents 1.x: ``client.runs``, ``client.run_steps`` and agent methods on the client."""
+    steps = PagedStepLister(module)
+    sdk = "azure-ai-agents"
+    return [
+        Surface(module, "RunsOperations", "create", CreateRun(steps, thread=Arg(0, "thread_id")), sdk),
+        Surface(module, "RunsOperations", "get", ObserveRun(steps), sdk),
+        Surface(module, "RunsOperations", "cancel", ObserveRun(steps), sdk),
+        Surface(module, "RunsOperations", "submit_tool_outputs", SubmitToolOutputs(steps), sdk),
+        Surface(module, "RunStepsOperations", "list", ListSteps(paged=True), sdk),
+        Surface(module, "RunStepsOperations", "get", GetStep(), sdk),
+        Surface(client_module, "AgentsClient", "create_thread_and_run", CreateRun(steps, body=Arg(0, "body")), sdk),
+        Surface(client_module, "AgentsClient", "create_agent", ObserveAgent(), sdk),
+        Surface(client_module, "AgentsClient", "get_agent", ObserveAgent(), sdk),
+        Surface(client_module, "AgentsClient", "update_agent", ObserveAgent(), sdk),
+    ]
+
+
+def _projects(module: str) -> list[Surface]:
+    """azure-ai-projects 1.0.0bX: everything on ``client.agents`` (``AgentsOperations``)."""
+    steps = PageModelStepLister("list_run_steps")
+    sdk = "azure-ai-projects"
+    ops = "AgentsOperations"
+    return [
+        Surface(module, ops, "create_run", CreateRun(steps, thread=Arg(0, "thread_id")), sdk),
+        Surface(module, ops, "get_run", ObserveRun(steps), sdk),
+        Surface(module, ops, "cancel_run", ObserveRun(steps), sdk),
+        Surface(module, ops, "submit_tool_outputs_to_run", SubmitToolOutputs(steps), sdk),
+        Surface(module, ops, "list_run_steps", ListSteps(paged=False), sdk),
+        Surface(module, ops, "get_run_step", GetStep(), sdk),
+        Surface(module, ops, "create_thread_and_run", CreateRun(steps, body=Arg(0, "body")), sdk),
+        Surface(module, ops, "create_agent", ObserveAgent(), sdk),
+        Surface(module, ops, "get_agent", ObserveAgent(), sdk),
+        Surface(module, ops, "update_agent", ObserveAgent(), sdk),
+    ]
+
+
+SURFACES: tuple[Surface, ...] = tuple(
+    _agents("azure.ai.agents.operations", "azure.ai.agents")
+    + _agents("azure.ai.agents.aio.operations", "azure.ai.agents.aio")
+    + _projects("azure.ai.projects.operations")
+    + _projects("azure.ai.projects.aio.operations")
+)

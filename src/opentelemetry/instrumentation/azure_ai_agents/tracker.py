@@ -1,0 +1,488 @@
+"""The SDK-independent core: one trace per agent run.
+
+The adapters tell the tracker what each SDK call revealed (a run was created, a run snapshot, a list of steps,
+submitted tool outputs); the tracker owns every timing and state rule:
+
+* A run span opens when the app calls *create* and ends at the first observation of a terminal status.
+  Polls never create spans: a status *change* becomes one span event, whatever the number of polls.
+* Step and tool spans are emitted when the run ends (or when steps of an already-finished run are listed),
+  because only then are their parents and windows known. They carry the service's own timestamps, clamped
+  inside their parent's window; a function call is timed by the client from the poll that revealed it in
+  ``requires_action`` to the ``submit_tool_outputs`` that answered it, and its step's window is widened to hold it.
+* Open runs live in a bounded registry ordered by last activity: runs idle for too long, or beyond the
+  capacity, are ended and marked unfinished; so is everything still open at shutdown.
+
+Every public method may be called from any thread. All service objects are read as wire-format mappings
+(see ``attributes``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Optional
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
+from opentelemetry.semconv.attributes import error_attributes
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+
+from . import attributes as attrs
+from .content import ContentPolicy
+from .metrics import RunMetrics
+
+_log = logging.getLogger(__name__)
+
+#: Bounds that keep one pathological run from holding unbounded memory.
+MAX_STEPS_PER_RUN = 256
+MAX_CALLS_PER_RUN = 256
+MAX_KNOWN_AGENTS = 4096
+
+
+@dataclass
+class PendingCall:
+    """A function call the service asked the app to execute (``requires_action``)."""
+
+    name: Optional[str] = None
+    first_seen_ns: Optional[int] = None
+    submitted_ns: Optional[int] = None
+    arguments: Optional[str] = None
+    output: Any = None
+
+
+@dataclass(eq=False)
+class RunState:
+    """Everything known about one run while its span is open (and a little after)."""
+
+    span: Span
+    context: Context
+    start_ns: int
+    agent_id: Optional[str] = None
+    agent_named: bool = False
+    model: Optional[str] = None
+    run_id: Optional[str] = None
+    thread_id: Optional[str] = None
+    status: Optional[str] = None
+    last_seen: float = 0.0
+    end_ns: Optional[int] = None
+    finishing: bool = False
+    error: Optional[tuple[str, Optional[str]]] = None
+    usage: dict[str, Any] = field(default_factory=dict)
+    calls: dict[str, PendingCall] = field(default_factory=dict)
+    steps: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    emitted: set[str] = field(default_factory=set)  # step and tool-call ids whose spans exist
+    children_emitted: bool = False  # the run ended and its step/tool spans were emitted once
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    max_open_runs: int = 10_000
+    idle_timeout_s: float = 1800.0
+    list_steps_on_completion: bool = True
+    finished_runs_kept: int = 1024
+
+
+class RunTracker:
+    """Folds every observation of a run into that run's trace."""
+
+    def __init__(
+        self,
+        tracer: Tracer,
+        content: ContentPolicy,
+        config: TrackerConfig = TrackerConfig(),
+        metrics: Optional[RunMetrics] = None,
+    ) -> None:
+        self._tracer = tracer
+        self._content = content
+        self.config = config
+        self._metrics = metrics
+        self._lock = threading.Lock()
+        self._open: "OrderedDict[str, RunState]" = OrderedDict()  # by run id, least recently active first
+        self._finished: "OrderedDict[str, RunState]" = OrderedDict()
+        self._agent_names: "OrderedDict[str, str]" = OrderedDict()
+
+    # ---- creating a run ------------------------------------------------------------------------------
+    def begin_run(self, request: Mapping[str, Any], server: Mapping[str, Any]) -> RunState:
+        """Opens the run span just before the create call, as a child of the current span."""
+        self.sweep()
+        agent_id = request.get("assistant_id") if isinstance(request.get("assistant_id"), str) else None
+        agent_name = self.agent_name(agent_id)
+        attributes = attrs.run_request_attributes(request)
+        attributes.update(server)
+        if agent_name:
+            attributes[gen_ai.GEN_AI_AGENT_NAME] = agent_name
+        start_ns = time.time_ns()
+        span = self._tracer.start_span(
+            _run_span_name(agent_name), kind=SpanKind.CLIENT, attributes=attributes, start_time=start_ns
+        )
+        self._record_request_content(span, request)
+        model = request.get("model")
+        return RunState(
+            span=span,
+            context=trace.set_span_in_context(span),
+            start_ns=start_ns,
+            agent_id=agent_id,
+            agent_named=agent_name is not None,
+            model=model if isinstance(model, str) else None,
+            last_seen=time.monotonic(),
+        )
+
+    def run_created(self, state: RunState, run: Any) -> Optional[RunState]:
+        """Registers the run the service created. Returns the state if the run is already terminal."""
+        run_id = attrs.text_field(run, "id")
+        if run_id is None:
+            self._end_unfinished(state, "no_run_id")
+            return None
+        state.run_id = run_id
+        state.thread_id = attrs.text_field(run, "thread_id")
+        evicted: list[RunState] = []
+        with self._lock:
+            self._open[run_id] = state
+            while len(self._open) > self.config.max_open_runs:
+                evicted.append(self._open.popitem(last=False)[1])
+        for old in evicted:
+            self._end_unfinished(old, "evicted")
+        return self.observe_run(run)
+
+    def run_create_failed(self, state: RunState, exc: BaseException) -> None:
+        """The create call raised: the run span records the SDK's exception and ends as an error."""
+        state.span.record_exception(exc)
+        state.span.set_attribute(error_attributes.ERROR_TYPE, type(exc).__qualname__)
+        state.span.set_status(Status(StatusCode.ERROR, str(exc)[:1024]))
+        state.span.end()
+
+    # ---- observing a run -----------------------------------------------------------------------------
+    def context_for(self, run_id: Any) -> Optional[Context]:
+        """The context to make current while the app calls the service about an open run."""
+        if not isinstance(run_id, str):
+            return None
+        state = self._open.get(run_id)
+        return state.context if state is not None else None
+
+    def knows(self, run_id: Any) -> bool:
+        """True for a run that is open or recently finished (its steps can still be emitted)."""
+        return isinstance(run_id, str) and (run_id in self._open or run_id in self._finished)
+
+    def observe_run(self, run: Any) -> Optional[RunState]:
+        """Folds a run snapshot into its span. Returns the state exactly once: when the run just ended;
+        the caller then (optionally) lists its steps and calls :meth:`finish_run`."""
+        run_id = attrs.text_field(run, "id")
+        status = attrs.text_field(run, "status")
+        if run_id is None:
+            return None
+        with self._lock:
+            state = self._open.get(run_id)
+            if state is None or state.finishing:
+                return None
+            state.last_seen = time.monotonic()
+            self._open.move_to_end(run_id)
+            changed = status is not None and status != state.status
+            if changed:
+                previous, state.status = state.status, status
+            if status == "requires_action":
+                self._note_required_calls(state, run)
+            terminal = status in attrs.TERMINAL_STATUSES
+            if terminal:
+                state.finishing = True
+                state.end_ns = time.time_ns()
+                del self._open[run_id]
+                self._remember_finished(state)
+        if changed:
+            event = {attrs.RUN_STATUS: status}
+            if previous:
+                event["azure.ai.agents.run.previous_status"] = previous
+            if status == "requires_action":
+                event[attrs.REQUIRED_TOOL_CALLS] = len(attrs.required_tool_calls(run))
+            state.span.add_event(attrs.RUN_STATUS_CHANGED_EVENT, event)
+            run_attributes = attrs.run_attributes(run)
+            run_attributes[attrs.RUN_STATUS] = status
+            state.span.set_attributes(run_attributes)
+            state.usage = {
+                k: v
+                for k, v in run_attributes.items()
+                if k in (gen_ai.GEN_AI_USAGE_INPUT_TOKENS, gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS)
+            }
+            if state.agent_id is None:
+                state.agent_id = run_attributes.get(gen_ai.GEN_AI_AGENT_ID)
+            if state.model is None:
+                state.model = run_attributes.get(gen_ai.GEN_AI_RESPONSE_MODEL)
+        if terminal:
+            state.error = attrs.run_error_type(run, status)
+            return state
+        return None
+
+    def tool_outputs_submitted(self, run_id: Any, outputs: Any) -> None:
+        """Ends the client-side timing of the function calls the app answered."""
+        if not isinstance(run_id, str) or not isinstance(outputs, Iterable) or isinstance(outputs, (str, bytes)):
+            return
+        now = time.time_ns()
+        with self._lock:
+            state = self._open.get(run_id)
+            if state is None:
+                return
+            state.last_seen = time.monotonic()
+            for output in outputs:
+                call_id = attrs.text_field(output, "tool_call_id")
+                if call_id is None:
+                    continue
+                call = state.calls.get(call_id)
+                if call is None:
+                    if len(state.calls) >= MAX_CALLS_PER_RUN:
+                        continue
+                    call = state.calls[call_id] = PendingCall()
+                if call.submitted_ns is None:
+                    call.submitted_ns = now
+                if self._content.enabled:
+                    call.output = attrs.field(output, "output")
+
+    def observe_steps(self, run_id: Any, steps: Iterable[Any]) -> None:
+        """Remembers run steps (latest snapshot wins). Steps of an already-finished run are emitted at once."""
+        if not isinstance(run_id, str):
+            return
+        with self._lock:
+            state = self._open.get(run_id) or self._finished.get(run_id)
+            if state is None:
+                return
+            self._store_steps(state, steps)
+            late = state.children_emitted
+        if late:
+            self._emit_children(state)
+
+    def finish_run(self, state: RunState, steps: Optional[Iterable[Any]] = None) -> None:
+        """Emits step and tool spans, sets the final status and ends the run span."""
+        if steps is not None:
+            with self._lock:
+                self._store_steps(state, steps)
+        self._emit_children(state)
+        span = state.span
+        if not state.agent_named:
+            name = self.agent_name(state.agent_id)
+            if name:
+                span.update_name(_run_span_name(name))
+                span.set_attribute(gen_ai.GEN_AI_AGENT_NAME, name)
+        if state.error:
+            error_type, message = state.error
+            span.set_attribute(error_attributes.ERROR_TYPE, error_type)
+            span.set_status(Status(StatusCode.ERROR, message or error_type))
+        end_ns = state.end_ns or time.time_ns()
+        span.end(end_time=end_ns)
+        if self._metrics is not None:
+            self._metrics.record_run(
+                (end_ns - state.start_ns) / 1e9, state.model, state.error[0] if state.error else None, state.usage
+            )
+
+    # ---- agents ----------------------------------------------------------------------------------------
+    def learn_agent(self, agent: Any) -> None:
+        """Remembers an agent's name (from create/get/update agent) so run spans read ``invoke_agent {name}``."""
+        agent_id, name = attrs.text_field(agent, "id"), attrs.text_field(agent, "name")
+        if agent_id is None or name is None:
+            return
+        with self._lock:
+            self._agent_names[agent_id] = name
+            self._agent_names.move_to_end(agent_id)
+            while len(self._agent_names) > MAX_KNOWN_AGENTS:
+                self._agent_names.popitem(last=False)
+            unnamed = [s for s in self._open.values() if s.agent_id == agent_id and not s.agent_named]
+            for state in unnamed:
+                state.agent_named = True
+        for state in unnamed:
+            state.span.update_name(_run_span_name(name))
+            state.span.set_attribute(gen_ai.GEN_AI_AGENT_NAME, name)
+
+    def agent_name(self, agent_id: Optional[str]) -> Optional[str]:
+        return self._agent_names.get(agent_id) if agent_id else None
+
+    # ---- bounds ----------------------------------------------------------------------------------------
+    def sweep(self) -> None:
+        """Ends runs nobody has asked about for ``idle_timeout_s`` (least recently active first)."""
+        deadline = time.monotonic() - self.config.idle_timeout_s
+        idle: list[RunState] = []
+        with self._lock:
+            while self._open:
+                state = next(iter(self._open.values()))
+                if state.last_seen > deadline:
+                    break
+                self._open.popitem(last=False)
+                idle.append(state)
+        for state in idle:
+            self._end_unfinished(state, "idle_timeout")
+
+    def shutdown(self) -> None:
+        """Ends every open run span, marked unfinished (uninstrument, interpreter exit)."""
+        with self._lock:
+            states = list(self._open.values())
+            self._open.clear()
+            self._finished.clear()
+        for state in states:
+            self._end_unfinished(state, "shutdown")
+
+    @property
+    def open_runs(self) -> int:
+        return len(self._open)
+
+    # ---- internals -------------------------------------------------------------------------------------
+    def _end_unfinished(self, state: RunState, reason: str) -> None:
+        state.end_ns = time.time_ns()
+        state.span.set_attribute(attrs.RUN_UNFINISHED, reason)
+        try:
+            self._emit_children(state)
+        finally:
+            state.span.end(end_time=state.end_ns)
+
+    def _remember_finished(self, state: RunState) -> None:
+        self._finished[state.run_id] = state  # type: ignore[index]
+        while len(self._finished) > self.config.finished_runs_kept:
+            self._finished.popitem(last=False)
+
+    def _note_required_calls(self, state: RunState, run: Any) -> None:
+        now = time.time_ns()
+        for call in attrs.required_tool_calls(run):
+            call_id = attrs.text_field(call, "id")
+            if call_id is None or (call_id not in state.calls and len(state.calls) >= MAX_CALLS_PER_RUN):
+                continue
+            pending = state.calls.setdefault(call_id, PendingCall())
+            if pending.first_seen_ns is None:
+                function = attrs.field(call, "function")
+                pending.first_seen_ns = now
+                pending.name = attrs.text_field(function, "name")
+                if self._content.enabled:
+                    pending.arguments = attrs.field(function, "arguments")
+
+    def _store_steps(self, state: RunState, steps: Iterable[Any]) -> None:
+        for step in steps:
+            step_id = attrs.text_field(step, "id")
+            if step_id is None or (step_id not in state.steps and len(state.steps) >= MAX_STEPS_PER_RUN):
+                continue
+            state.steps[step_id] = step
+
+    def _emit_children(self, state: RunState) -> None:
+        """Emits the step and tool spans not emitted yet, inside the run's window."""
+        with self._lock:
+            run_start, run_end = state.start_ns, state.end_ns or time.time_ns()
+            steps = [(sid, s) for sid, s in state.steps.items() if sid not in state.emitted]
+            state.emitted.update(sid for sid, _ in steps)
+            state.children_emitted = True
+        for _step_id, step in sorted(steps, key=lambda item: attrs.int_field(item[1], "created_at") or 0):
+            self._emit_step(state, step, run_start, run_end)
+        # Function calls no listed step accounts for hang directly under the run span.
+        with self._lock:
+            orphans = [(cid, c) for cid, c in state.calls.items() if cid not in state.emitted]
+            state.emitted.update(cid for cid, _ in orphans)
+        for call_id, pending in orphans:
+            start = _clamp(pending.first_seen_ns or run_start, run_start, run_end)
+            end = _clamp(pending.submitted_ns or run_end, start, run_end)
+            info = attrs.ToolCall(call_id, "function", pending.name or "function", pending.arguments, pending.output)
+            self._emit_tool(state.context, info, pending, start, end, None)
+
+    def _emit_step(self, state: RunState, step: Mapping[str, Any], run_start: int, run_end: int) -> None:
+        step_start, step_end = attrs.step_window_ns(step)
+        calls = []
+        for raw in attrs.step_tool_calls(step):
+            info = attrs.tool_call(raw)
+            with self._lock:
+                if info.id is not None and info.id in state.emitted:
+                    continue
+                if info.id is not None:
+                    state.emitted.add(info.id)
+                pending = state.calls.get(info.id) if info.id else None
+            calls.append((info, pending))
+        start = step_start if step_start is not None else run_start
+        end = step_end if step_end is not None else run_end
+        for _info, pending in calls:  # widen the step to hold client-timed function calls
+            if pending is not None and pending.first_seen_ns:
+                start = min(start, pending.first_seen_ns)
+                end = max(end, pending.submitted_ns or pending.first_seen_ns)
+        start = _clamp(start, run_start, run_end)
+        end = _clamp(end, start, run_end)
+        step_type = attrs.text_field(step, "type") or "unknown"
+        step_attrs = attrs.step_attributes(step)
+        if state.run_id:
+            step_attrs[attrs.RUN_ID] = state.run_id
+        span = self._tracer.start_span(
+            f"run_step {step_type}", context=state.context, kind=SpanKind.INTERNAL, attributes=step_attrs, start_time=start
+        )
+        error = attrs.step_error(step)
+        if error:
+            span.set_attribute(error_attributes.ERROR_TYPE, error[0])
+            span.set_status(Status(StatusCode.ERROR, error[1] or error[0]))
+        step_context = trace.set_span_in_context(span)
+        for info, pending in calls:
+            tool_start, tool_end = start, end
+            if pending is not None and pending.first_seen_ns:
+                tool_start = _clamp(pending.first_seen_ns, start, end)
+                tool_end = _clamp(pending.submitted_ns or end, tool_start, end)
+            self._emit_tool(step_context, info, pending, tool_start, tool_end, error)
+        span.end(end_time=end)
+
+    def _emit_tool(
+        self,
+        parent: Context,
+        info: attrs.ToolCall,
+        pending: Optional[PendingCall],
+        start: int,
+        end: int,
+        error: Optional[tuple[str, Optional[str]]],
+    ) -> None:
+        span = self._tracer.start_span(
+            f"execute_tool {info.name}", context=parent, kind=SpanKind.INTERNAL, attributes=info.attributes(), start_time=start
+        )
+        if self._content.enabled:
+            arguments = info.arguments if info.arguments is not None else (pending.arguments if pending else None)
+            result = info.result if info.result is not None else (pending.output if pending else None)
+            self._record_content(
+                span,
+                {
+                    gen_ai.GEN_AI_TOOL_CALL_ARGUMENTS: self._content.text("tool.arguments", arguments),
+                    gen_ai.GEN_AI_TOOL_CALL_RESULT: self._content.text("tool.result", result),
+                },
+            )
+        if error:
+            span.set_attribute(error_attributes.ERROR_TYPE, error[0])
+            span.set_status(Status(StatusCode.ERROR, error[1] or error[0]))
+        span.end(end_time=end)
+        if self._metrics is not None:
+            self._metrics.record_tool((end - start) / 1e9, info.name, info.semconv_type, error[0] if error else None)
+
+    def _record_request_content(self, span: Span, request: Mapping[str, Any]) -> None:
+        if not self._content.enabled:
+            return
+        instructions = attrs.instructions_parts(request.get("instructions"), request.get("additional_instructions"))
+        messages = attrs.input_messages(request.get("additional_messages") or request.get("thread_messages"))
+        self._record_content(
+            span,
+            {
+                gen_ai.GEN_AI_SYSTEM_INSTRUCTIONS: self._content.text("system_instructions", instructions),
+                gen_ai.GEN_AI_INPUT_MESSAGES: self._content.text("input.messages", messages),
+            },
+        )
+
+    def _record_content(self, span: Span, values: Mapping[str, Optional[str]]) -> None:
+        present = attrs.without_none(values)
+        if not present:
+            return
+        if self._content.on_span:
+            span.set_attributes(present)
+        if self._content.as_event:
+            span.add_event("gen_ai.content", present)
+
+
+def _run_span_name(agent_name: Optional[str]) -> str:
+    return f"{attrs.INVOKE_AGENT} {agent_name}" if agent_name else attrs.INVOKE_AGENT
+
+
+def _clamp(value: int, low: int, high: int) -> int:
+    return low if value < low else high if value > high else value
+
+
+def attach(ctx: Optional[Context]) -> Optional[object]:
+    return otel_context.attach(ctx) if ctx is not None else None
+
+
+def detach(token: Optional[object]) -> None:
+    if token is not None:
+        otel_context.detach(token)  # type: ignore[arg-type]
