@@ -71,8 +71,8 @@ class AzureAgentInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         )
         content = ContentPolicy.resolve(kwargs.get("capture_content"), kwargs.get("redact_content"))
         config = TrackerConfig(
-            max_open_runs=_int_setting(kwargs.get("max_open_runs"), ENV_MAX_OPEN_RUNS, 10_000),
-            idle_timeout_s=float(_int_setting(kwargs.get("run_idle_timeout"), ENV_IDLE_TIMEOUT, 1800)),
+            max_open_runs=int(_number_setting(kwargs.get("max_open_runs"), ENV_MAX_OPEN_RUNS, 10_000, minimum=1)),
+            idle_timeout_s=_number_setting(kwargs.get("run_idle_timeout"), ENV_IDLE_TIMEOUT, 1800.0, minimum=0),
             list_steps_on_completion=_bool_setting(kwargs.get("list_steps_on_completion"), ENV_LIST_STEPS, True),
         )
         tracker = RunTracker(tracer, content, config, RunMetrics(meter))
@@ -92,13 +92,13 @@ class AzureAgentInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             self._tracker = None
 
 
-def _int_setting(value: Any, env: str, default: int) -> int:
+def _number_setting(value: Any, env: str, default: float, minimum: float) -> float:
     if value is None:
         value = os.environ.get(env)
     try:
-        return max(1, int(value)) if value is not None else default
+        return max(minimum, float(value)) if value is not None else default
     except (TypeError, ValueError):
-        _log.warning("%s must be an integer; using %d", env, default)
+        _log.warning("%s must be a number; using %s", env, default)
         return default
 
 
