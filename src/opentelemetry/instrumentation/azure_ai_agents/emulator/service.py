@@ -250,6 +250,22 @@ class AgentsService:
     :param polls_per_state: observations a run spends in each state (overridable per agent or run
         with the metadata key ``polls_per_state``).
     :param seed: makes generated ids deterministic.
+
+    A run's scenario is its metadata ``scenario``, else its agent's metadata ``scenario``, else the
+    agent's name if that is a scenario name, else ``default_scenario``.
+
+    Public attributes (all reset by :meth:`reset`):
+
+    * ``default_scenario``, ``polls_per_state``: settable at any time.
+    * ``scenarios``: name -> :class:`Scenario`; add your own.
+    * ``requests``: ``(method, path)`` of every request handled; ``operations``: their operation
+      names (``"get_run"``, ``"list_run_steps"``, ... or ``"unknown"``).
+    * ``response_hook(method, route_kind, payload)``: called with a copy of every successful JSON
+      body (``route_kind`` is ``"run"``, ``"run_list"``, ``"step"``, ``"step_list"``, ``"agent"``,
+      ``"agent_list"``, ``"thread"``, ``"thread_list"``, ``"message"``, ``"message_list"`` or
+      ``"deletion"``) and with the data of every SSE frame (``route_kind`` is ``"stream:<event>"``,
+      e.g. ``"stream:thread.run.completed"``). It returns the payload to send, or None to send the
+      original; for SSE frames a str is sent verbatim as the ``data:`` line.
     """
 
     def __init__(
