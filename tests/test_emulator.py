@@ -10,6 +10,7 @@ import asyncio
 import json
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterator
 
 import pytest
@@ -95,7 +96,8 @@ def _status(value: Any) -> str:
 
 
 def _call(service: AgentsService, method: str, route: str, body: Any = None, **query: str) -> Any:
-    response = service.handle(method, "/api/projects/p" + route, query, None if body is None else json.dumps(body).encode())
+    payload = None if body is None else json.dumps(body).encode()
+    response = service.handle(method, "/api/projects/p" + route, query, payload)
     return response.status, (b"".join(response.body).decode() if response.is_stream else response.json())
 
 
@@ -112,7 +114,8 @@ def test_import_needs_only_the_standard_library() -> None:
 
 def test_service_lists_end_with_an_empty_page_and_null_last_id() -> None:
     service = AgentsService(seed=7)
-    _, thread = _call(service, "POST", "/threads", {"messages": [{"role": "user", "content": f"m{i}"} for i in range(3)]})
+    messages = [{"role": "user", "content": f"m{i}"} for i in range(3)]
+    _, thread = _call(service, "POST", "/threads", {"messages": messages})
     _, page = _call(service, "GET", f"/threads/{thread['id']}/messages", limit="2")
     assert [m["content"][0]["text"]["value"] for m in page["data"]] == ["m2", "m1"]  # default order desc
     assert page["has_more"] is True and page["last_id"] == page["data"][-1]["id"]
@@ -180,7 +183,8 @@ def test_service_per_run_metadata_overrides_agent_and_default() -> None:
     assert statuses == ["queued", "queued", "in_progress", "in_progress", "in_progress", "failed"]
     _, run = _call(service, "POST", f"/threads/{thread['id']}/runs", {"assistant_id": agent["id"], "stream": True})
     assert "thread.run.step.created" in run and '"code_interpreter"' in run  # chosen by the agent's name
-    assert _call(service, "POST", f"/threads/{thread['id']}/runs", {"assistant_id": agent["id"], "metadata": {"scenario": "nope"}})[0] == 400
+    body = {"assistant_id": agent["id"], "metadata": {"scenario": "nope"}}
+    assert _call(service, "POST", f"/threads/{thread['id']}/runs", body)[0] == 400
 
 
 def test_service_fault_hooks() -> None:
@@ -307,7 +311,8 @@ def test_agents_sdk_create_and_process(emulator: AgentsEmulator, scenario: str) 
 def test_agents_sdk_create_thread_and_run(client: Any) -> None:
     agent = client.create_agent(model="gpt-4o", name="message")
     run = client.create_thread_and_run(
-        agent_id=agent.id, thread=am.AgentThreadCreationOptions(messages=[am.ThreadMessageOptions(role="user", content="Hi")])
+        agent_id=agent.id,
+        thread=am.AgentThreadCreationOptions(messages=[am.ThreadMessageOptions(role="user", content="Hi")]),
     )
     run = _drive(client, run.thread_id, run, "message")
     assert _status(run.status) == "completed"
@@ -315,6 +320,21 @@ def test_agents_sdk_create_thread_and_run(client: Any) -> None:
     assert [_status(m.role) for m in messages] == ["assistant", "user"]
     run = client.create_thread_and_process_run(agent_id=agent.id, polling_interval=0)
     assert _status(run.status) == "completed"
+
+
+def test_agents_sdk_agent_metadata_and_concurrent_clients(emulator: AgentsEmulator) -> None:
+    def one_run(index: int) -> str:
+        with agents_client(emulator) as client:
+            metadata = {"scenario": "code_interpreter", "polls_per_state": "2"}
+            agent = client.create_agent(model="gpt-4o", name=f"agent-{index}", metadata=metadata)
+            thread = client.threads.create()
+            run = client.runs.create_and_process(thread_id=thread.id, agent_id=agent.id, polling_interval=0)
+            gets = [p for m, p in emulator.requests if m == "GET" and p.endswith("/runs/" + run.id)]
+            assert len(gets) == 4  # queued: create + 1 GET, in_progress: 2 GETs, then completed
+            return _status(run.status)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert list(pool.map(one_run, range(16))) == ["completed"] * 16
 
 
 def test_agents_sdk_not_found_and_injected_faults(emulator: AgentsEmulator) -> None:
@@ -387,7 +407,8 @@ def test_agents_sdk_stream_manual_submit(client: Any) -> None:
         event_handler=handler2,
     )
     handler2.until_done()
-    assert handler2.events[0] == "thread.run.step.completed" and handler2.events[-2:] == ["thread.run.completed", "done"]
+    assert handler2.events[0] == "thread.run.step.completed"
+    assert handler2.events[-2:] == ["thread.run.completed", "done"]
 
 
 def test_agents_sdk_async(emulator: AgentsEmulator) -> None:
@@ -439,9 +460,8 @@ def test_legacy_sdk_every_scenario(legacy: Any, emulator: AgentsEmulator, scenar
     while _status(run.status) not in TERMINAL and polls < 50:
         polls += 1
         if _status(run.status) == "requires_action":
-            outputs = [
-                pm.ToolOutput(tool_call_id=c.id, output="42") for c in run.required_action.submit_tool_outputs.tool_calls
-            ]
+            calls = run.required_action.submit_tool_outputs.tool_calls
+            outputs = [pm.ToolOutput(tool_call_id=c.id, output="42") for c in calls]
             run = agents.submit_tool_outputs_to_run(thread_id=thread.id, run_id=run.id, tool_outputs=outputs)
         elif scenario == "cancel" and polls > 3:
             run = agents.cancel_run(thread_id=thread.id, run_id=run.id)
@@ -531,7 +551,8 @@ def test_in_process_transport_legacy_and_async() -> None:
         conn, FakeCredential(), transport=InProcessTransport(service), authentication_policy=auth_policy()
     ) as legacy:
         agent = legacy.agents.create_agent(model="gpt-4o")
-        run = legacy.agents.create_and_process_run(thread_id=legacy.agents.create_thread().id, agent_id=agent.id, sleep_interval=0)
+        thread = legacy.agents.create_thread()
+        run = legacy.agents.create_and_process_run(thread_id=thread.id, agent_id=agent.id, sleep_interval=0)
         assert _status(run.status) == "completed"
 
     async def main() -> None:

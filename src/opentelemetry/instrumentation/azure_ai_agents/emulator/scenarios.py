@@ -17,7 +17,7 @@ level like the SDK's ``RunStepMcpToolCall``); ids are added per run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Sequence, Union
 
 DEFAULT_FUNCTION_NAME = "get_weather"
@@ -61,7 +61,6 @@ class Scenario:
     last_error: Optional[Mapping[str, Any]] = None  # run.last_error when outcome == "failed"
     step_error: Optional[Mapping[str, Any]] = None  # last_error of the failed/expired step
     incomplete_details: Optional[Mapping[str, Any]] = None
-    metadata: Mapping[str, str] = field(default_factory=dict)
 
 
 def function_call(name: str = DEFAULT_FUNCTION_NAME, **arguments: Any) -> dict[str, Any]:

@@ -779,14 +779,17 @@ class AgentsService:
                 return self._finish(run, outcome)
             step = run.plan[run.index]
             if isinstance(step.spec, ToolCallsStep) and step.spec.client_side:
+                required = [
+                    {
+                        "id": c["id"],
+                        "type": "function",
+                        "function": {"name": c["function"]["name"], "arguments": c["function"]["arguments"]},
+                    }
+                    for c in step.calls
+                ]
                 run.wire["required_action"] = {
                     "type": "submit_tool_outputs",
-                    "submit_tool_outputs": {
-                        "tool_calls": [
-                            {"id": c["id"], "type": "function", "function": {k: c["function"][k] for k in ("name", "arguments")}}
-                            for c in step.calls
-                        ]
-                    },
+                    "submit_tool_outputs": {"tool_calls": required},
                 }
                 self._set_status(run, "requires_action")
                 return True
@@ -933,7 +936,9 @@ class AgentsService:
         stamp = {"failed": "failed_at", "expired": "expired_at", "cancelled": "cancelled_at"}[status]
         planned.wire.update({"status": status, stamp: now, "last_error": copy.deepcopy(dict(error)) if error else None})
         if planned.message is not None:
-            planned.message.update(status="incomplete", incomplete_at=now, incomplete_details={"reason": "run_" + status})
+            planned.message.update(
+                status="incomplete", incomplete_at=now, incomplete_details={"reason": "run_" + status}
+            )
         self._emit(run, "thread.run.step." + status, planned.wire)
 
     # ------------------------------------------------------------------ streaming
