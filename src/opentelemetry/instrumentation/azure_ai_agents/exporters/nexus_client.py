@@ -1,0 +1,279 @@
+"""HTTP transport for the Nexus v1 API: one pooled keep-alive connection set, retries, and a time budget.
+
+Retry policy (see also ``nexus_sender`` for how duplicates are avoided):
+
+* 2xx: done.
+* 429 and 5xx (and 408): retried with exponential backoff and jitter; a ``Retry-After`` header (seconds or an
+  HTTP date) replaces the computed delay. A 429 without ``Retry-After`` whose body names a ``limit`` is the
+  Free plan's *monthly* quota: retrying cannot succeed for days, so it is final.
+* Any other 4xx (400, 401, 403, 404, ...): final, never retried.
+* The request certainly never reached the server (connection refused, DNS failure, connect timeout):
+  retried, whatever the method.
+* The request may have reached the server (read timeout, connection reset after sending): retried only for
+  idempotent methods (GET, PATCH). For POST the caller gets :class:`NexusAmbiguous` and decides
+  (the sender looks the object up before re-posting, so a retry never creates a duplicate).
+
+Every wait is bounded by the caller's deadline and by :meth:`NexusClient.interrupt` (used by shutdown).
+The API key lives only in the pool's default headers: it is never formatted into a message.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import ipaddress
+import json
+import logging
+import random
+import threading
+import time
+from typing import Any, Callable, Mapping, Optional
+from urllib.parse import urlencode, urlsplit
+
+_logger = logging.getLogger(__name__)
+
+_IDEMPOTENT = frozenset({"GET", "PATCH", "PUT", "DELETE", "HEAD"})
+_RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504}) | frozenset(range(520, 530))
+_USER_AGENT = "opentelemetry-instrumentation-azure-ai-agents-nexus"
+
+
+class NexusError(Exception):
+    """Base class: a request to Nexus did not succeed. Messages never contain the API key."""
+
+
+class NexusRejected(NexusError):
+    """The server answered with a final error (4xx other than 408/429, or an exhausted quota)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+        self.message = message
+
+
+class NexusUnavailable(NexusError):
+    """The request failed with retryable errors until the time budget ran out (or transport is unusable)."""
+
+
+class NexusAmbiguous(NexusError):
+    """A non-idempotent request may or may not have been applied by the server (e.g. read timeout)."""
+
+
+def is_loopback_host(host: Optional[str]) -> bool:
+    if not host:
+        return False
+    if host.lower() == "localhost" or host.lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def endpoint_problem(endpoint: str) -> Optional[str]:
+    """Why ``endpoint`` must not receive a Bearer key, or None when it is acceptable.
+
+    Plain http is allowed only to loopback hosts (local emulators, sidecars): anywhere else the key would
+    cross the network in clear text.
+    """
+    try:
+        parts = urlsplit(endpoint)
+        host = parts.hostname
+        _ = parts.port  # raises ValueError on a malformed port
+    except ValueError:
+        return "endpoint is not a valid URL"
+    if parts.scheme not in ("http", "https") or not host:
+        return "endpoint must be an http(s) URL with a host"
+    if parts.scheme == "http" and not is_loopback_host(host):
+        return "refusing to send the API key over plain http to a non-loopback host; use https"
+    return None
+
+
+def parse_retry_after(value: Optional[str]) -> Optional[float]:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date); None when absent/invalid."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    parsed = email.utils.parsedate_tz(value)
+    if parsed is None:
+        return None
+    return max(0.0, email.utils.mktime_tz(parsed) - time.time())
+
+
+def error_message(data: Any, raw: bytes) -> str:
+    """The server's error text: ``error`` plus validation ``fields`` when present; bounded in size."""
+    if isinstance(data, Mapping):
+        message = str(data.get("error") or "")
+        fields = data.get("fields")
+        if isinstance(fields, Mapping) and fields:
+            message += " (" + ", ".join(f"{k}: {v}" for k, v in fields.items()) + ")"
+        if message:
+            return message[:500]
+    return raw[:200].decode("utf-8", "replace") or "no body"
+
+
+class NexusClient:
+    """Thread-safe client for ``{endpoint}/api/v1``. Only the sender thread uses it in practice."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        api_key: str,
+        *,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 10.0,
+        backoff_base: float = 0.5,
+        backoff_max: float = 8.0,
+        max_retry_after: float = 60.0,
+    ) -> None:
+        import urllib3  # imported here so that the package imports without the `nexus` extra
+
+        self._urllib3 = urllib3
+        self._base = endpoint.rstrip("/") + "/api/v1"
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.max_retry_after = max_retry_after
+        self.hard_deadline = float("inf")  # monotonic; lowered by interrupt()
+        self._interrupted = threading.Event()
+        # Should a server ever echo the key back, it must not reach a log line through an error message.
+        self._redact: Callable[[str], str] = lambda text: text.replace(api_key, "[REDACTED]") if api_key else text
+        self._pool = urllib3.PoolManager(
+            num_pools=2,
+            maxsize=2,
+            block=False,
+            retries=False,
+            headers={
+                "Authorization": f"Bearer {api_key}",
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+                "User-Agent": _USER_AGENT,
+            },
+        )
+
+    def __repr__(self) -> str:
+        return f"NexusClient(base={self._base!r})"
+
+    def interrupt(self, hard_deadline: float) -> None:
+        """Cap every current and future wait at ``hard_deadline`` (monotonic seconds) and wake sleepers."""
+        self.hard_deadline = min(self.hard_deadline, hard_deadline)
+        self._interrupted.set()
+
+    def close(self) -> None:
+        self._pool.clear()
+
+    # -- API --------------------------------------------------------------------------------------------
+    def create_trace(self, payload: Mapping[str, Any], deadline: float) -> str:
+        data = self.request("POST", "/traces", payload, deadline=deadline)
+        return _id_from(data, "trace_id")
+
+    def create_span(self, trace_id: str, payload: Mapping[str, Any], deadline: float) -> str:
+        data = self.request("POST", f"/traces/{trace_id}/spans", payload, deadline=deadline)
+        return _id_from(data, "span_id")
+
+    def update_trace(self, trace_id: str, payload: Mapping[str, Any], deadline: float) -> None:
+        self.request("PATCH", f"/traces/{trace_id}", payload, deadline=deadline)
+
+    def list_traces(self, query: Mapping[str, Any], deadline: float) -> list[Any]:
+        data = self.request("GET", "/traces?" + urlencode(query), None, deadline=deadline)
+        return data if isinstance(data, list) else []
+
+    def get_trace(self, trace_id: str, deadline: float) -> Mapping[str, Any]:
+        data = self.request("GET", f"/traces/{trace_id}", None, deadline=deadline)
+        return data if isinstance(data, Mapping) else {}
+
+    # -- transport --------------------------------------------------------------------------------------
+    def request(self, method: str, path: str, body: Any, *, deadline: float) -> Any:
+        """One logical request with retries until ``deadline`` (monotonic). Returns the decoded JSON body."""
+        exc = self._urllib3.exceptions
+        payload = (
+            None if body is None else json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+        )
+        attempt = 0
+        while True:
+            remaining = self._remaining(deadline)
+            if remaining <= 0:
+                raise NexusUnavailable(f"{method} {path}: time budget exhausted")
+            attempt += 1
+            timeout = self._urllib3.Timeout(
+                connect=min(self.connect_timeout, remaining), read=min(self.read_timeout, remaining)
+            )
+            delay: Optional[float] = None
+            try:
+                response = self._pool.request(
+                    method, self._base + path, body=payload, timeout=timeout, redirect=False, retries=False
+                )
+            except (exc.NewConnectionError, exc.ConnectTimeoutError) as error:
+                # Certainly not sent (NewConnectionError covers refused connections and DNS failures).
+                reason = f"{method} {path}: cannot connect ({type(error).__name__})"
+            except (exc.ReadTimeoutError, exc.ProtocolError) as error:
+                reason = f"{method} {path}: no answer ({type(error).__name__})"
+                if method not in _IDEMPOTENT:
+                    raise NexusAmbiguous(reason) from None
+            except exc.SSLError as error:
+                raise NexusUnavailable(f"{method} {path}: TLS error ({type(error).__name__})") from None
+            except Exception as error:  # malformed URL, proxy problems, ...: not worth retrying
+                raise NexusUnavailable(f"{method} {path}: {type(error).__name__}") from None
+            else:
+                data = _decode(response.data)
+                if 200 <= response.status < 300:
+                    return data
+                message = self._redact(error_message(data, response.data))
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                quota = response.status == 429 and retry_after is None and isinstance(data, Mapping) and "limit" in data
+                if response.status not in _RETRYABLE_STATUS or quota:
+                    raise NexusRejected(response.status, message)
+                reason = f"{method} {path}: HTTP {response.status} {message}"
+                if retry_after is not None:
+                    if retry_after > min(self.max_retry_after, self._remaining(deadline)):
+                        raise NexusUnavailable(f"{reason}; Retry-After {retry_after:.0f}s exceeds the time budget")
+                    delay = retry_after
+            if delay is None:
+                delay = self.backoff_delay(attempt)
+            _logger.debug("Nexus request failed, retrying in %.2fs: %s", delay, reason)
+            if not self._sleep(delay, deadline):
+                raise NexusUnavailable(f"{reason}; gave up after {attempt} attempt(s)")
+
+    def backoff_delay(self, attempt: int) -> float:
+        """Exponential backoff with "equal jitter": never zero, never in lockstep with other clients."""
+        cap = min(self.backoff_max, self.backoff_base * (2 ** (attempt - 1)))
+        return cap / 2 + random.uniform(0, cap / 2)
+
+    def backoff(self, attempt: int, deadline: float) -> bool:
+        """Sleep one backoff step; False when the deadline would pass first."""
+        return self._sleep(self.backoff_delay(attempt), deadline)
+
+    def _remaining(self, deadline: float) -> float:
+        return min(deadline, self.hard_deadline) - time.monotonic()
+
+    def _sleep(self, seconds: float, deadline: float) -> bool:
+        """Wait ``seconds``; False when the deadline (or an interrupt's hard deadline) comes first."""
+        end = time.monotonic() + seconds
+        while True:
+            now = time.monotonic()
+            if min(deadline, self.hard_deadline) <= end:
+                # The retry would start after the budget: give up now instead of sleeping in vain.
+                return False
+            if now >= end:
+                return True
+            self._interrupted.wait(end - now)
+            self._interrupted.clear()
+
+
+def _decode(raw: bytes) -> Any:
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
+def _id_from(data: Any, key: str) -> str:
+    value = data.get(key) if isinstance(data, Mapping) else None
+    if not isinstance(value, str) or not value:
+        raise NexusUnavailable(f"response has no {key}")
+    return value

@@ -1,0 +1,323 @@
+"""Pure functions turning the finished spans of one OpenTelemetry trace into Nexus v1 payloads.
+
+Nexus has no fields for attributes, kinds, tokens or models: trace-level facts go to the trace ``metadata``,
+span-level facts to the span ``input``/``output`` (captured content when the instrumentation recorded it,
+otherwise the span's non-content attributes).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from typing import Any, Iterable, Mapping, Optional, Sequence
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import StatusCode
+
+# Attribute names (string literals keep this module import-light; they match the semconv constants).
+OPERATION_NAME = "gen_ai.operation.name"
+SYSTEM = "gen_ai.system"
+PROVIDER_NAME = "gen_ai.provider.name"
+AGENT_ID = "gen_ai.agent.id"
+AGENT_NAME = "gen_ai.agent.name"
+CONVERSATION_ID = "gen_ai.conversation.id"
+REQUEST_MODEL = "gen_ai.request.model"
+RESPONSE_MODEL = "gen_ai.response.model"
+INPUT_TOKENS = "gen_ai.usage.input_tokens"
+OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
+INPUT_MESSAGES = "gen_ai.input.messages"
+OUTPUT_MESSAGES = "gen_ai.output.messages"
+SYSTEM_INSTRUCTIONS = "gen_ai.system_instructions"
+TOOL_ARGUMENTS = "gen_ai.tool.call.arguments"
+TOOL_RESULT = "gen_ai.tool.call.result"
+TOOL_DEFINITIONS = "gen_ai.tool.definitions"
+THREAD_ID = "gen_ai.thread.id"
+RUN_ID = "gen_ai.thread.run.id"
+RUN_STATUS = "gen_ai.thread.run.status"
+ERROR_TYPE = "error.type"
+INVOKE_AGENT = "invoke_agent"
+_GENAI_PREFIXES = ("gen_ai.", "azure.ai.agents.")
+
+#: Opt-in content attributes: never copied into the "attributes" fallback input.
+CONTENT_ATTRIBUTES = frozenset(
+    {INPUT_MESSAGES, OUTPUT_MESSAGES, SYSTEM_INSTRUCTIONS, TOOL_ARGUMENTS, TOOL_RESULT, TOOL_DEFINITIONS}
+)
+
+DEFAULT_MAX_PAYLOAD_BYTES = 16 * 1024
+MAX_NAME_CHARS = 512
+MAX_ERROR_CHARS = 4096
+
+
+def iso8601(ns: Optional[int]) -> Optional[str]:
+    """UTC ISO-8601 with microseconds and ``Z`` (the form Nexus' validation regex accepts)."""
+    if ns is None:
+        return None
+    seconds, rest = divmod(int(ns), 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{rest // 1000:06d}Z"
+
+
+def is_local_root(span: ReadableSpan) -> bool:
+    parent = span.parent
+    return parent is None or parent.is_remote
+
+
+def is_genai(span: ReadableSpan) -> bool:
+    """A GenAI span: gen_ai.operation.name / gen_ai.system, or any other ``gen_ai.*`` or ``azure.ai.agents.*``
+    attribute, so that a trace flushed before its run span ended (only step spans so far) still counts."""
+    attributes = span.attributes or {}
+    if OPERATION_NAME in attributes or SYSTEM in attributes:
+        return True
+    return any(key.startswith(_GENAI_PREFIXES) for key in attributes)
+
+
+def span_id(span: ReadableSpan) -> int:
+    return span.context.span_id if span.context is not None else 0
+
+
+def parent_id(span: ReadableSpan) -> Optional[int]:
+    return span.parent.span_id if span.parent is not None and not span.parent.is_remote else None
+
+
+def find_root(spans: Sequence[ReadableSpan]) -> Optional[ReadableSpan]:
+    roots = [s for s in spans if is_local_root(s)]
+    return min(roots, key=_start) if roots else None
+
+
+def find_run_span(spans: Sequence[ReadableSpan]) -> Optional[ReadableSpan]:
+    runs = [s for s in spans if (s.attributes or {}).get(OPERATION_NAME) == INVOKE_AGENT]
+    return min(runs, key=_start) if runs else None
+
+
+def is_error(span: Optional[ReadableSpan]) -> bool:
+    return span is not None and span.status is not None and span.status.status_code is StatusCode.ERROR
+
+
+def resolve_agent_id(configured: Optional[str], spans: Sequence[ReadableSpan]) -> str:
+    """Configured id, else the run span's agent name, else the resource's service.name."""
+    if configured:
+        return configured
+    run = find_run_span(spans)
+    name = (run.attributes or {}).get(AGENT_NAME) if run is not None else None
+    if isinstance(name, str) and name:
+        return name[:MAX_NAME_CHARS]
+    for span in spans:
+        service = span.resource.attributes.get("service.name") if span.resource is not None else None
+        if isinstance(service, str) and service:
+            return service[:MAX_NAME_CHARS]
+    return "unknown_service"
+
+
+def trace_status(root: Optional[ReadableSpan], run: Optional[ReadableSpan], complete: bool) -> str:
+    if not complete:
+        return "timeout"
+    return "error" if is_error(root) or is_error(run) else "success"
+
+
+def build_trace(
+    spans: Sequence[ReadableSpan],
+    *,
+    agent_id: Optional[str],
+    complete: bool,
+    extra_metadata: Optional[Mapping[str, Any]] = None,
+) -> dict[str, Any]:
+    """The POST /api/v1/traces body for the spans of one trace (``complete``: its local root has ended)."""
+    root = find_root(spans) if complete else None
+    run = find_run_span(spans)
+    first = root or run or min(spans, key=_start)
+    run_attributes = (run.attributes or {}) if run is not None else {}
+    root_attributes = (root.attributes or {}) if root is not None else {}
+
+    def pick(key: str) -> Any:
+        value = run_attributes.get(key)
+        return root_attributes.get(key) if value is None else value
+
+    metadata: dict[str, Any] = {
+        "otel_trace_id": f"{first.context.trace_id:032x}",
+        "otel_root_span_id": f"{span_id(root):016x}" if root is not None else None,
+        "run_id": pick(RUN_ID),
+        "thread_id": pick(THREAD_ID) or pick(CONVERSATION_ID),
+        "agent_id": pick(AGENT_ID),
+        "agent_name": pick(AGENT_NAME),
+        "provider": pick(PROVIDER_NAME) or pick(SYSTEM),
+        "request_model": pick(REQUEST_MODEL),
+        "model": pick(RESPONSE_MODEL) or pick(REQUEST_MODEL),
+        "input_tokens": pick(INPUT_TOKENS),
+        "output_tokens": pick(OUTPUT_TOKENS),
+        "run_status": pick(RUN_STATUS),
+        "error_type": pick(ERROR_TYPE),
+        "service_name": _service_name(first),
+        "span_count": len(spans),
+        "incomplete": None if complete else True,
+    }
+    if extra_metadata:
+        metadata.update(extra_metadata)
+    ends = [s.end_time for s in spans if s.end_time is not None]
+    ended = root.end_time if root is not None and root.end_time is not None else (max(ends) if ends else None)
+    payload: dict[str, Any] = {
+        "agent_id": resolve_agent_id(agent_id, spans),
+        "name": (first.name or "trace")[:MAX_NAME_CHARS],
+        "status": trace_status(root, run, complete),
+        "started_at": iso8601(min(_start(s) for s in spans)),
+        "metadata": {k: _plain(v) for k, v in metadata.items() if v is not None},
+    }
+    if ended is not None:
+        payload["ended_at"] = iso8601(ended)
+    return payload
+
+
+def trace_update(spans: Sequence[ReadableSpan]) -> Optional[dict[str, Any]]:
+    """PATCH body finishing a trace first sent as ``timeout``, once its root span has arrived."""
+    root = find_root(spans)
+    if root is None:
+        return None
+    update: dict[str, Any] = {"status": trace_status(root, find_run_span(spans) or root, True)}
+    if root.end_time is not None:
+        update["ended_at"] = iso8601(root.end_time)
+    return update
+
+
+def order_spans(spans: Sequence[ReadableSpan], known: Iterable[int] = ()) -> list[tuple[ReadableSpan, Optional[int]]]:
+    """Spans with their effective parent span id, parents before children (siblings by start time).
+
+    A span whose parent is neither in ``spans`` nor in ``known`` (already posted) is attached to the local
+    root (None for the root itself, or when there is none: the caller then falls back to an earlier root).
+    """
+    by_id = {span_id(s): s for s in spans}
+    available = set(known) | set(by_id)
+    root = find_root(spans)
+    root_id = span_id(root) if root is not None else None
+    children: dict[Optional[int], list[ReadableSpan]] = {}
+    for span in spans:
+        parent = parent_id(span)
+        if span is root or parent == span_id(span):
+            parent = None
+        elif parent is None or parent not in available:
+            parent = root_id
+        children.setdefault(parent, []).append(span)
+    ordered: list[tuple[ReadableSpan, Optional[int]]] = []
+    seen: set[int] = set()
+    frontier: deque[Optional[int]] = deque([None, *(k for k in children if k is not None and k not in by_id)])
+    while frontier:
+        parent = frontier.popleft()
+        for child in sorted(children.get(parent, ()), key=_start):
+            if span_id(child) in seen:
+                continue
+            seen.add(span_id(child))
+            ordered.append((child, parent))
+            frontier.append(span_id(child))
+    for span in spans:  # defensive: cycles through duplicated span ids
+        if span_id(span) not in seen:
+            seen.add(span_id(span))
+            ordered.append((span, root_id if span is not root else None))
+    return ordered
+
+
+def build_span(
+    span: ReadableSpan, parent_span_id: Optional[str], max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+) -> dict[str, Any]:
+    """The POST /api/v1/traces/{id}/spans body for one span."""
+    attributes = dict(span.attributes or {})
+    error = is_error(span)
+    payload: dict[str, Any] = {
+        "name": (span.name or "span")[:MAX_NAME_CHARS],
+        "status": "error" if error else "ok",
+        "started_at": iso8601(_start(span)),
+    }
+    if span.end_time is not None:
+        payload["ended_at"] = iso8601(span.end_time)
+    if parent_span_id is not None:
+        payload["parent_span_id"] = parent_span_id
+
+    content_in, content_out = _content(attributes)
+    if content_in is not None:
+        payload["input"] = bounded(content_in, max_payload_bytes)
+    else:
+        summary = {k: _plain(v) for k, v in attributes.items() if k not in CONTENT_ATTRIBUTES}
+        summary["otel.span_kind"] = span.kind.name if span.kind is not None else None
+        summary["otel.span_id"] = f"{span_id(span):016x}"
+        payload["input"] = bounded({"attributes": summary}, max_payload_bytes)
+    if content_out is not None:
+        payload["output"] = bounded(content_out, max_payload_bytes)
+    if error:
+        message = span.status.description or attributes.get(ERROR_TYPE) or _exception_message(span) or "error"
+        payload["error"] = str(message)[:MAX_ERROR_CHARS]
+    return payload
+
+
+def bounded(value: Any, max_bytes: int) -> Any:
+    """``value`` if its UTF-8 JSON fits in ``max_bytes``, else ``{"truncated", "original_bytes", "preview"}``
+    whose own JSON fits in ``max_bytes`` (the preview is the start of the string, or of the JSON text)."""
+    size = _json_size(value)
+    if size <= max_bytes:
+        return value
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    wrapper: dict[str, Any] = {"truncated": True, "original_bytes": size, "preview": ""}
+    low, high = 0, min(len(text), max(0, max_bytes - _json_size(wrapper)))
+    while low < high:  # the longest prefix whose escaped JSON still fits
+        middle = (low + high + 1) // 2
+        wrapper["preview"] = text[:middle]
+        if _json_size(wrapper) <= max_bytes:
+            low = middle
+        else:
+            high = middle - 1
+    wrapper["preview"] = text[:low]
+    return wrapper
+
+
+def _json_size(value: Any) -> int:
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8"))
+
+
+def _content(attributes: Mapping[str, Any]) -> tuple[Any, Any]:
+    """Captured content as (input, output): tool arguments/result, or run messages/instructions."""
+    if TOOL_ARGUMENTS in attributes or TOOL_RESULT in attributes:
+        return _json_or_text(attributes.get(TOOL_ARGUMENTS)), _json_or_text(attributes.get(TOOL_RESULT))
+    given = {
+        "system_instructions": _json_or_text(attributes.get(SYSTEM_INSTRUCTIONS)),
+        "messages": _json_or_text(attributes.get(INPUT_MESSAGES)),
+    }
+    given = {k: v for k, v in given.items() if v is not None}
+    return (given or None), _json_or_text(attributes.get(OUTPUT_MESSAGES))
+
+
+def _json_or_text(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return _plain(value)
+
+
+def _plain(value: Any) -> Any:
+    """Attribute values are scalars or (immutable) sequences of scalars: make them JSON-ready."""
+    if isinstance(value, (str, bool, int, float)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return str(value)
+
+
+def _exception_message(span: ReadableSpan) -> Optional[str]:
+    for event in span.events or ():
+        if event.name == "exception":
+            attributes = event.attributes or {}
+            kind = attributes.get("exception.type")
+            message = attributes.get("exception.message")
+            if kind or message:
+                return f"{kind}: {message}" if kind and message else str(kind or message)
+    return None
+
+
+def _service_name(span: ReadableSpan) -> Optional[str]:
+    if span.resource is None:
+        return None
+    value = span.resource.attributes.get("service.name")
+    return value if isinstance(value, str) else None
+
+
+def _start(span: ReadableSpan) -> int:
+    return span.start_time or 0
