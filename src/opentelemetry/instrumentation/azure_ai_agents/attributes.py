@@ -37,6 +37,7 @@ RUN_UNFINISHED = "azure.ai.agents.run.unfinished"
 RUN_STATUS_CHANGED_EVENT = "azure.ai.agents.run.status_changed"
 MAX_PROMPT_TOKENS = "azure.ai.agents.request.max_prompt_tokens"
 REQUIRED_TOOL_CALLS = "azure.ai.agents.run.required_tool_calls"
+REQUIRED_ACTION_TYPE = "azure.ai.agents.run.required_action.type"
 
 INVOKE_AGENT = gen_ai.GenAiOperationNameValues.INVOKE_AGENT.value
 EXECUTE_TOOL = gen_ai.GenAiOperationNameValues.EXECUTE_TOOL.value
@@ -45,12 +46,18 @@ TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled", "expired", "i
 ERROR_STATUSES = frozenset({"failed", "expired", "incomplete"})
 STEP_TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled", "expired"})
 
-#: How the service's tool types map onto gen_ai.tool.type (function | extension | datastore).
-#: Any type not listed (including types invented after this release) is an agent-side ``extension``.
+#: How the service's tool types map onto gen_ai.tool.type (function | extension | datastore): the app's own
+#: functions are ``function``; the service's knowledge tools (retrieval / grounding over a data source) are
+#: ``datastore``; action tools (code interpreter, OpenAPI, MCP, Azure Functions, connected agents, deep research)
+#: and any type not listed, including types invented after this release, are agent-side ``extension``.
 _TOOL_TYPE_CLASS = {
     "function": "function",
     "file_search": "datastore",
     "azure_ai_search": "datastore",
+    "bing_grounding": "datastore",
+    "bing_custom_search": "datastore",
+    "sharepoint_grounding": "datastore",
+    "fabric_dataagent": "datastore",
 }
 
 
@@ -174,10 +181,17 @@ def run_end_ns(run: Mapping[str, Any]) -> Optional[int]:
     return None
 
 
+def required_action_type(run: Mapping[str, Any]) -> Optional[str]:
+    """``submit_tool_outputs``, ``submit_tool_approval`` (MCP approvals) or a type not invented yet."""
+    return text_field(field(run, "required_action"), "type")
+
+
 def required_tool_calls(run: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """The function calls a ``requires_action`` run waits for."""
+    """The tool calls a ``requires_action`` run waits for, whatever the action type: the calls sit under the
+    key named by the type (``{"type": T, T: {"tool_calls": [...]}}``)."""
     action = field(run, "required_action")
-    calls = field(field(action, "submit_tool_outputs"), "tool_calls")
+    action_type = text_field(action, "type") or "submit_tool_outputs"
+    calls = field(field(action, action_type), "tool_calls")
     return [c for c in calls if isinstance(c, Mapping)] if isinstance(calls, list) else []
 
 
@@ -259,8 +273,8 @@ def tool_call(call: Mapping[str, Any]) -> ToolCall:
         details = {}
     name = text_field(details, "name") or text_field(call, "name")
     label = text_field(details, "server_label") or text_field(call, "server_label")
-    arguments = _first(details, call, ("arguments", "input", "query"))
-    result = _first(details, call, ("output", "outputs", "results"))
+    arguments = _first(details, call, ("arguments", "input", "query", "requesturl"))
+    result = _first(details, call, ("output", "outputs", "results", "response_metadata"))
     return ToolCall(
         id=text_field(call, "id"),
         raw_type=raw_type,

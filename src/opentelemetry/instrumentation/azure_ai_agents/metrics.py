@@ -1,4 +1,11 @@
-"""GenAI client metrics: operation duration and token usage, with the conventions' bucket boundaries."""
+"""GenAI client metrics with the conventions' bucket boundaries (passed as explicit advisory boundaries):
+
+* ``gen_ai.client.operation.duration`` (s): one per finished run (``gen_ai.operation.name=invoke_agent``, with
+  ``error.type`` for runs that ended badly or whose driving call raised) and one per tool call
+  (``execute_tool``, with ``gen_ai.tool.name`` / ``gen_ai.tool.type``);
+* ``gen_ai.client.token.usage`` ({token}): a run's input and output tokens (``gen_ai.token.type``);
+* ``gen_ai.client.operation.time_to_first_chunk`` (s): streamed runs, from the create call to the first event.
+"""
 
 from __future__ import annotations
 
@@ -33,17 +40,30 @@ class RunMetrics:
             description="Measures number of input and output tokens used",
             explicit_bucket_boundaries_advisory=list(TOKEN_BUCKETS),
         )
+        self._first_chunk = meter.create_histogram(
+            gen_ai_metrics.GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK,
+            unit="s",
+            description="Time to receive the first chunk of a streamed run",
+            explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
+        )
 
-    def record_run(
-        self, duration_s: float, model: Optional[str], error_type: Optional[str], usage: Mapping[str, Any]
-    ) -> None:
-        base = attrs.without_none(
+    @staticmethod
+    def _run_attributes(model: Optional[str]) -> dict[str, Any]:
+        return attrs.without_none(
             {
                 gen_ai.GEN_AI_OPERATION_NAME: attrs.INVOKE_AGENT,
                 gen_ai.GEN_AI_PROVIDER_NAME: attrs.PROVIDER_NAME,
                 gen_ai.GEN_AI_REQUEST_MODEL: model,
             }
         )
+
+    def record_time_to_first_chunk(self, seconds: float, model: Optional[str]) -> None:
+        self._first_chunk.record(max(seconds, 0.0), self._run_attributes(model))
+
+    def record_run(
+        self, duration_s: float, model: Optional[str], error_type: Optional[str], usage: Mapping[str, Any]
+    ) -> None:
+        base = self._run_attributes(model)
         duration_attrs = dict(base)
         if error_type:
             duration_attrs[error_attributes.ERROR_TYPE] = error_type

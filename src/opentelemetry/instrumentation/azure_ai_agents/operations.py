@@ -11,7 +11,7 @@ import logging
 from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from opentelemetry.context import Context
 
@@ -24,7 +24,17 @@ _log = logging.getLogger(__name__)
 #: Set while the instrumentation itself calls the SDK (listing a finished run's steps): wrappers stand aside.
 INTERNAL_CALL: ContextVar[bool] = ContextVar("azure_ai_agents_internal_call", default=False)
 
-_UNSET = object()
+#: Set while one of the SDK's polling helpers runs: the runs it creates, to end if the helper raises.
+_PROCESS_SCOPE: ContextVar[Optional[list[RunState]]] = ContextVar("azure_ai_agents_process_scope", default=None)
+
+
+def guarded(hook: Callable[..., Any], *args: Any) -> Any:
+    """Runs an instrumentation hook; its failure is logged, never raised into the app (returns None)."""
+    try:
+        return hook(*args)
+    except Exception:
+        _log.debug("azure-ai-agents instrumentation hook %s failed", getattr(hook, "__qualname__", hook), exc_info=True)
+        return None
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,7 @@ class Call:
     run_id: Optional[str] = None
     thread_id: Optional[str] = None
     state: Optional[RunState] = None
+    payload: Any = None  #: whatever else one operation carries from ``before`` to ``after``
 
 
 class Operation:
@@ -109,10 +120,18 @@ class Operation:
 class CreateRun(Operation):
     """``runs.create`` / ``create_run`` / ``create_thread_and_run``: opens the run span."""
 
-    def __init__(self, steps: StepLister, thread: Optional[Arg] = None, body: Arg = Arg(1, "body")) -> None:
+    def __init__(self, steps: Optional[StepLister], thread: Optional[Arg] = None, body: Arg = Arg(1, "body")) -> None:
         self.steps, self._thread, self._body = steps, thread, body
 
     def before(self, tracker: RunTracker, instance: Any, args: tuple, kwargs: dict) -> Optional[Call]:
+        state = tracker.begin_run(self._request(args, kwargs), attrs.server_address(_endpoint(instance)))
+        scope = _PROCESS_SCOPE.get()
+        if scope is not None:
+            scope.append(state)
+        return Call(context=state.context, state=state)
+
+    def _request(self, args: tuple, kwargs: dict) -> dict[str, Any]:
+        """The create request's fields, from keyword arguments or a JSON body."""
         body = self._body.get(args, kwargs)
         source: Mapping[str, Any] = body if isinstance(body, Mapping) else kwargs
         thread = source.get("thread")
@@ -132,8 +151,7 @@ class CreateRun(Operation):
             "additional_messages",
         ):
             request[key] = source.get(key)
-        state = tracker.begin_run(request, attrs.server_address(_endpoint(instance)))
-        return Call(context=state.context, state=state)
+        return request
 
     def after(self, tracker: RunTracker, instance: Any, call: Call, result: Any) -> Any:
         ended = tracker.run_created(call.state, result)  # type: ignore[arg-type]
@@ -150,6 +168,29 @@ class CreateRun(Operation):
     def failed(self, tracker: RunTracker, call: Call, exc: BaseException) -> None:
         if call.state is not None:
             tracker.run_create_failed(call.state, exc)
+
+
+class ProcessRun(Operation):
+    """``runs.create_and_process`` / ``create_and_process_run`` / ``create_thread_and_process_run``.
+
+    The SDK's polling helpers call the wrapped create / get / submit / cancel themselves (``self.create``,
+    ``self.get``, ``self.runs.get``), so their run is traced like a manual loop with nothing done here. This
+    operation only covers the helper raising mid-run (a poll failing for good, say): the run span then ends
+    with that error instead of staying open until the idle timeout.
+    """
+
+    def before(self, tracker: RunTracker, instance: Any, args: tuple, kwargs: dict) -> Optional[Call]:
+        return Call(payload=_PROCESS_SCOPE.set([]))
+
+    def after(self, tracker: RunTracker, instance: Any, call: Call, result: Any) -> Any:
+        _PROCESS_SCOPE.reset(call.payload)
+        return result
+
+    def failed(self, tracker: RunTracker, call: Call, exc: BaseException) -> None:
+        states = _PROCESS_SCOPE.get() or []
+        _PROCESS_SCOPE.reset(call.payload)
+        for state in states:
+            guarded(tracker.abandon_run, state, "error", exc)
 
 
 class ObserveRun(Operation):

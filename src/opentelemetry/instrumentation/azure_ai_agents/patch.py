@@ -16,18 +16,11 @@ import wrapt
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from .operations import INTERNAL_CALL, Operation
+from .operations import guarded as _guarded
 from .surfaces import Surface
 from .tracker import RunTracker, attach, detach
 
 _log = logging.getLogger(__name__)
-
-
-def _guarded(hook: Callable[..., Any], *args: Any) -> Any:
-    try:
-        return hook(*args)
-    except Exception:
-        _log.debug("azure-ai-agents instrumentation hook %s failed", getattr(hook, "__qualname__", hook), exc_info=True)
-        return None
 
 
 def sync_wrapper(tracker: RunTracker, operation: Operation) -> Callable[..., Any]:

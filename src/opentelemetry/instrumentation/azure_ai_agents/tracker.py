@@ -9,6 +9,12 @@ submitted tool outputs); the tracker owns every timing and state rule:
   because only then are their parents and windows known. They carry the service's own timestamps, clamped
   inside their parent's window; a function call is timed by the client from the poll that revealed it in
   ``requires_action`` to the ``submit_tool_outputs`` that answered it, and its step's window is widened to hold it.
+* A function the SDK executes for the app (auto function calls) gets a *live* ``execute_tool`` span around the
+  real call, parented by the run that asked for it (found by call id); the run's later step spans never
+  duplicate it (``RunState.emitted``).
+* Streamed runs feed the same rules: run events are run snapshots, step events are step snapshots; a stream
+  that stops before a terminal status ends its run early (:meth:`RunTracker.abandon_run`) unless the run is
+  waiting for the app's tool outputs.
 * Open runs live in a bounded registry ordered by last activity: runs idle for too long, or beyond the
   capacity, are ended and marked unfinished; so is everything still open at shutdown.
 
@@ -77,6 +83,18 @@ class RunState:
     steps: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     emitted: set[str] = field(default_factory=set)  # step and tool-call ids whose spans exist
     children_emitted: bool = False  # the run ended and its step/tool spans were emitted once
+    first_event_seen: bool = False  # streamed runs: time to first chunk recorded
+    awaiting_outputs: bool = False  # requires_action observed and not answered yet
+
+
+@dataclass(eq=False)
+class LiveTool:
+    """An ``execute_tool`` span open while the SDK runs the app's function."""
+
+    span: Span
+    context: Context
+    info: attrs.ToolCall
+    start_ns: int
 
 
 @dataclass(frozen=True)
@@ -103,6 +121,7 @@ class RunTracker:
         self._metrics = metrics
         self._lock = threading.Lock()
         self._open: "OrderedDict[str, RunState]" = OrderedDict()  # by run id, least recently active first
+        self._call_owner: dict[str, str] = {}  # pending function call id -> run id (open runs only)
         self._finished: "OrderedDict[str, RunState]" = OrderedDict()
         self._agent_names: "OrderedDict[str, str]" = OrderedDict()
 
@@ -144,17 +163,18 @@ class RunTracker:
         with self._lock:
             self._open[run_id] = state
             while len(self._open) > self.config.max_open_runs:
-                evicted.append(self._open.popitem(last=False)[1])
+                evicted.append(self._release(self._open.popitem(last=False)[1]))
         for old in evicted:
             self._end_unfinished(old, "evicted")
         return self.observe_run(run)
 
     def run_create_failed(self, state: RunState, exc: BaseException) -> None:
         """The create call raised: the run span records the SDK's exception and ends as an error."""
-        state.span.record_exception(exc)
-        state.span.set_attribute(error_attributes.ERROR_TYPE, type(exc).__qualname__)
-        state.span.set_status(Status(StatusCode.ERROR, str(exc)[:1024]))
-        state.span.end()
+        state.finishing = True
+        error_type = _record_exception(state.span, exc)
+        end_ns = time.time_ns()
+        state.span.end(end_time=end_ns)
+        self._record_run_metrics(state, end_ns, error_type)
 
     # ---- observing a run -----------------------------------------------------------------------------
     def context_for(self, run_id: Any) -> Optional[Context]:
@@ -163,6 +183,10 @@ class RunTracker:
             return None
         state = self._open.get(run_id)
         return state.context if state is not None else None
+
+    def open_state(self, run_id: Any) -> Optional[RunState]:
+        """The state of an open run (a streamed run continued by ``submit_tool_outputs_stream``)."""
+        return self._open.get(run_id) if isinstance(run_id, str) else None
 
     def knows(self, run_id: Any) -> bool:
         """True for a run that is open or recently finished (its steps can still be emitted)."""
@@ -185,12 +209,16 @@ class RunTracker:
             if changed:
                 previous, state.status = state.status, status
             if status == "requires_action":
-                self._note_required_calls(state, run)
+                new_calls = self._note_required_calls(state, run)
+                if changed or new_calls:
+                    state.awaiting_outputs = True
+            elif status is not None:
+                state.awaiting_outputs = False
             terminal = status in attrs.TERMINAL_STATUSES
             if terminal:
-                state.finishing = True
                 state.end_ns = time.time_ns()
                 del self._open[run_id]
+                self._release(state)
                 self._remember_finished(state)
         if changed:
             event = {attrs.RUN_STATUS: status}
@@ -198,6 +226,9 @@ class RunTracker:
                 event["azure.ai.agents.run.previous_status"] = previous
             if status == "requires_action":
                 event[attrs.REQUIRED_TOOL_CALLS] = len(attrs.required_tool_calls(run))
+                action_type = attrs.required_action_type(run)
+                if action_type:
+                    event[attrs.REQUIRED_ACTION_TYPE] = action_type
             state.span.add_event(attrs.RUN_STATUS_CHANGED_EVENT, event)
             run_attributes = attrs.run_attributes(run)
             run_attributes[attrs.RUN_STATUS] = status
@@ -217,8 +248,9 @@ class RunTracker:
         return None
 
     def tool_outputs_submitted(self, run_id: Any, outputs: Any) -> None:
-        """Ends the client-side timing of the function calls the app answered."""
-        if not isinstance(run_id, str) or not isinstance(outputs, Iterable) or isinstance(outputs, (str, bytes)):
+        """The app answered a ``requires_action`` (tool outputs, or tool approvals when ``outputs`` is None):
+        ends the client-side timing of the function calls it answered."""
+        if not isinstance(run_id, str):
             return
         now = time.time_ns()
         with self._lock:
@@ -226,6 +258,9 @@ class RunTracker:
             if state is None:
                 return
             state.last_seen = time.monotonic()
+            state.awaiting_outputs = False
+            if not isinstance(outputs, Iterable) or isinstance(outputs, (str, bytes, Mapping)):
+                return
             for output in outputs:
                 call_id = attrs.text_field(output, "tool_call_id")
                 if call_id is None:
@@ -271,10 +306,87 @@ class RunTracker:
             span.set_status(Status(StatusCode.ERROR, message or error_type))
         end_ns = state.end_ns or time.time_ns()
         span.end(end_time=end_ns)
+        self._record_run_metrics(state, end_ns, state.error[0] if state.error else None)
+
+    def abandon_run(
+        self,
+        state: RunState,
+        reason: str,
+        exc: Optional[BaseException] = None,
+        error: Optional[tuple[str, Optional[str]]] = None,
+    ) -> None:
+        """Ends a run that will not be seen to finish (its stream stopped early, or the SDK call driving it
+        raised): marked ``unfinished=reason``; an error if ``exc`` or ``error`` says so. Idempotent."""
+        with self._lock:
+            if state.finishing:
+                return
+            if state.run_id is not None and self._open.get(state.run_id) is state:
+                del self._open[state.run_id]
+                self._remember_finished(state)
+            self._release(state)
+        error_type = None
+        if exc is not None:
+            error_type = _record_exception(state.span, exc)
+        elif error is not None:
+            error_type = error[0]
+            state.span.set_attribute(error_attributes.ERROR_TYPE, error[0])
+            state.span.set_status(Status(StatusCode.ERROR, error[1] or error[0]))
+        self._end_unfinished(state, reason)
+        if error_type is not None:
+            self._record_run_metrics(state, state.end_ns or time.time_ns(), error_type)
+
+    def waiting_for_outputs(self, state: RunState) -> bool:
+        """True while the run waits for the app to submit tool outputs (it goes on without the app's stream)."""
+        return state.awaiting_outputs and not state.finishing
+
+    # ---- streams ---------------------------------------------------------------------------------------
+    def first_event(self, state: RunState) -> None:
+        """The first streamed event of a run arrived: records ``gen_ai.response.time_to_first_chunk`` once."""
+        if state.first_event_seen:
+            return
+        state.first_event_seen = True
+        seconds = max(time.time_ns() - state.start_ns, 0) / 1e9
+        state.span.set_attribute(gen_ai.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, seconds)
         if self._metrics is not None:
-            self._metrics.record_run(
-                (end_ns - state.start_ns) / 1e9, state.model, state.error[0] if state.error else None, state.usage
-            )
+            self._metrics.record_time_to_first_chunk(seconds, state.model)
+
+    # ---- tools the SDK executes for the app ----------------------------------------------------------
+    def start_tool(self, call: Any) -> LiveTool:
+        """Opens a live ``execute_tool`` span for a function the SDK is about to run. Its parent is the run
+        that asked for the call (by call id), else the current span; the run's step spans will not repeat it."""
+        info = attrs.tool_call(call)
+        with self._lock:
+            state = self._open.get(self._call_owner.get(info.id, "")) if info.id else None
+            if state is not None:
+                state.emitted.add(info.id)  # type: ignore[arg-type]
+                state.last_seen = time.monotonic()
+        start_ns = time.time_ns()
+        span = self._tracer.start_span(
+            f"execute_tool {info.name}",
+            context=state.context if state is not None else None,
+            kind=SpanKind.INTERNAL,
+            attributes=info.attributes(),
+            start_time=start_ns,
+        )
+        if self._content.enabled:
+            self._record_content(span, {gen_ai.GEN_AI_TOOL_CALL_ARGUMENTS: self._content.text("tool.arguments", info.arguments)})
+        return LiveTool(span, trace.set_span_in_context(span), info, start_ns)
+
+    def end_tool(self, tool: LiveTool, result: Any = None, exc: Optional[BaseException] = None) -> None:
+        """Ends a live tool span: the function's result (content capture permitting) or the exception it raised."""
+        error_type = None
+        if exc is not None:
+            error_type = _record_exception(tool.span, exc)
+        elif self._content.enabled:
+            self._record_content(tool.span, {gen_ai.GEN_AI_TOOL_CALL_RESULT: self._content.text("tool.result", result)})
+        end_ns = time.time_ns()
+        tool.span.end(end_time=end_ns)
+        if self._metrics is not None:
+            self._metrics.record_tool((end_ns - tool.start_ns) / 1e9, tool.info.name, tool.info.semconv_type, error_type)
+
+    def tool_failed(self, call: Any, exc: BaseException) -> None:
+        """The SDK could not even start the app's function (unknown name, bad arguments): a failed tool span."""
+        self.end_tool(self.start_tool(call), exc=exc)
 
     # ---- agents ----------------------------------------------------------------------------------------
     def learn_agent(self, agent: Any) -> None:
@@ -308,14 +420,14 @@ class RunTracker:
                 if state.last_seen > deadline:
                     break
                 self._open.popitem(last=False)
-                idle.append(state)
+                idle.append(self._release(state))
         for state in idle:
             self._end_unfinished(state, "idle_timeout")
 
     def shutdown(self) -> None:
         """Ends every open run span, marked unfinished (uninstrument, interpreter exit)."""
         with self._lock:
-            states = list(self._open.values())
+            states = [self._release(s) for s in self._open.values()]
             self._open.clear()
             self._finished.clear()
         for state in states:
@@ -334,24 +446,46 @@ class RunTracker:
         finally:
             state.span.end(end_time=state.end_ns)
 
+    def _release(self, state: RunState) -> RunState:
+        """Bookkeeping for a state leaving the open registry (caller holds the lock): no second ending."""
+        state.finishing = True
+        for call_id in state.calls:
+            if self._call_owner.get(call_id) == state.run_id:
+                del self._call_owner[call_id]
+        return state
+
+    def _record_run_metrics(self, state: RunState, end_ns: int, error_type: Optional[str]) -> None:
+        if self._metrics is not None:
+            self._metrics.record_run((end_ns - state.start_ns) / 1e9, state.model, error_type, state.usage)
+
     def _remember_finished(self, state: RunState) -> None:
         self._finished[state.run_id] = state  # type: ignore[index]
         while len(self._finished) > self.config.finished_runs_kept:
             self._finished.popitem(last=False)
 
-    def _note_required_calls(self, state: RunState, run: Any) -> None:
+    def _note_required_calls(self, state: RunState, run: Any) -> bool:
+        """Starts the client-side timing of the function calls a ``requires_action`` run waits for; True if
+        any is new. Other required actions (MCP tool approvals, types not invented yet) are only counted on
+        the status event."""
         now = time.time_ns()
+        new = False
         for call in attrs.required_tool_calls(run):
             call_id = attrs.text_field(call, "id")
             if call_id is None or (call_id not in state.calls and len(state.calls) >= MAX_CALLS_PER_RUN):
                 continue
+            if attrs.text_field(call, "type") not in (None, "function"):
+                continue
+            if state.run_id is not None:
+                self._call_owner[call_id] = state.run_id
             pending = state.calls.setdefault(call_id, PendingCall())
             if pending.first_seen_ns is None:
+                new = True
                 function = attrs.field(call, "function")
                 pending.first_seen_ns = now
                 pending.name = attrs.text_field(function, "name")
                 if self._content.enabled:
                     pending.arguments = attrs.field(function, "arguments")
+        return new
 
     def _store_steps(self, state: RunState, steps: Iterable[Any]) -> None:
         for step in steps:
@@ -469,6 +603,15 @@ class RunTracker:
             span.set_attributes(present)
         if self._content.as_event:
             span.add_event("gen_ai.content", present)
+
+
+def _record_exception(span: Span, exc: BaseException) -> str:
+    """Records ``exc`` on ``span`` as an error; returns its ``error.type``."""
+    error_type = type(exc).__qualname__
+    span.record_exception(exc)
+    span.set_attribute(error_attributes.ERROR_TYPE, error_type)
+    span.set_status(Status(StatusCode.ERROR, str(exc)[:1024] or error_type))
+    return error_type
 
 
 def _run_span_name(agent_name: Optional[str]) -> str:
