@@ -17,9 +17,15 @@ from .operations import (
     ObserveAgent,
     ObserveRun,
     Operation,
+    ProcessRun,
     SubmitToolOutputs,
 )
 from .steps import PagedStepLister, PageModelStepLister
+from .streaming import StreamClosed, StreamEvents, StreamRegistry, StreamRun, SubmitToolOutputsStream
+from .tool_execution import ExecuteFunction
+
+#: Shared by every streaming row: which handler feeds which run.
+STREAMS = StreamRegistry()
 
 
 @dataclass(frozen=True)
@@ -40,9 +46,13 @@ def _agents(module: str, client_module: str) -> list[Surface]:
         Surface(module, "RunsOperations", "get", ObserveRun(steps), sdk),
         Surface(module, "RunsOperations", "cancel", ObserveRun(steps), sdk),
         Surface(module, "RunsOperations", "submit_tool_outputs", SubmitToolOutputs(steps), sdk),
+        Surface(module, "RunsOperations", "create_and_process", ProcessRun(), sdk),
+        Surface(module, "RunsOperations", "stream", StreamRun(STREAMS), sdk),
+        Surface(module, "RunsOperations", "submit_tool_outputs_stream", SubmitToolOutputsStream(STREAMS), sdk),
         Surface(module, "RunStepsOperations", "list", ListSteps(paged=True), sdk),
         Surface(module, "RunStepsOperations", "get", GetStep(), sdk),
         Surface(client_module, "AgentsClient", "create_thread_and_run", CreateRun(steps, body=Arg(0, "body")), sdk),
+        Surface(client_module, "AgentsClient", "create_thread_and_process_run", ProcessRun(), sdk),
         Surface(client_module, "AgentsClient", "create_agent", ObserveAgent(), sdk),
         Surface(client_module, "AgentsClient", "get_agent", ObserveAgent(), sdk),
         Surface(client_module, "AgentsClient", "update_agent", ObserveAgent(), sdk),
@@ -59,18 +69,37 @@ def _projects(module: str) -> list[Surface]:
         Surface(module, ops, "get_run", ObserveRun(steps), sdk),
         Surface(module, ops, "cancel_run", ObserveRun(steps), sdk),
         Surface(module, ops, "submit_tool_outputs_to_run", SubmitToolOutputs(steps), sdk),
+        Surface(module, ops, "create_and_process_run", ProcessRun(), sdk),
+        Surface(module, ops, "create_stream", StreamRun(STREAMS), sdk),
+        Surface(module, ops, "submit_tool_outputs_to_stream", SubmitToolOutputsStream(STREAMS), sdk),
         Surface(module, ops, "list_run_steps", ListSteps(paged=False), sdk),
         Surface(module, ops, "get_run_step", GetStep(), sdk),
         Surface(module, ops, "create_thread_and_run", CreateRun(steps, body=Arg(0, "body")), sdk),
+        Surface(module, ops, "create_thread_and_process_run", ProcessRun(), sdk),  # absent in 1.0.0b10: skipped
         Surface(module, ops, "create_agent", ObserveAgent(), sdk),
         Surface(module, ops, "get_agent", ObserveAgent(), sdk),
         Surface(module, ops, "update_agent", ObserveAgent(), sdk),
     ]
 
 
+def _models(module: str, sdk: str) -> list[Surface]:
+    """Model classes shared by the sync and async clients of one SDK generation: stream event handlers and
+    streams (see ``streaming``), and the function tool that runs the app's functions (see ``tool_execution``;
+    ``BaseFunctionTool`` is not exported, hence its private module)."""
+    return [
+        Surface(module, "BaseAgentEventHandler", "__next_impl__", StreamEvents(STREAMS), sdk),
+        Surface(module, "BaseAsyncAgentEventHandler", "__anext_impl__", StreamEvents(STREAMS), sdk),
+        Surface(module, "AgentRunStream", "__exit__", StreamClosed(STREAMS), sdk),
+        Surface(module, "AsyncAgentRunStream", "__aexit__", StreamClosed(STREAMS), sdk),
+        Surface(module + "._patch", "BaseFunctionTool", "_get_func_and_args", ExecuteFunction(), sdk),
+    ]
+
+
 SURFACES: tuple[Surface, ...] = tuple(
     _agents("azure.ai.agents.operations", "azure.ai.agents")
     + _agents("azure.ai.agents.aio.operations", "azure.ai.agents.aio")
+    + _models("azure.ai.agents.models", "azure-ai-agents")
     + _projects("azure.ai.projects.operations")
     + _projects("azure.ai.projects.aio.operations")
+    + _models("azure.ai.projects.models", "azure-ai-projects")
 )
