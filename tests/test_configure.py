@@ -1,0 +1,305 @@
+"""configure_telemetry(): exporter choice, providers, instrumentation, shutdown, and clear errors."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from opentelemetry.instrumentation.azure_ai_agents import AzureAgentInstrumentor
+from opentelemetry.instrumentation.azure_ai_agents.configure import (
+    DEFAULT_SERVICE_NAME,
+    TelemetryHandle,
+    configure_telemetry,
+    resolve_exporter_names,
+)
+from opentelemetry.instrumentation.azure_ai_agents.emulator import agents_client
+from opentelemetry.instrumentation.azure_ai_agents.emulator.appinsights_server import AppInsightsReceiver, base_data
+from opentelemetry.instrumentation.azure_ai_agents.emulator.nexus_server import NexusServer
+from opentelemetry.instrumentation.azure_ai_agents.emulator.otlp_server import OtlpGrpcReceiver, OtlpHttpReceiver
+
+from .helpers import INSTRUCTIONS, agents_run, agents_setup
+
+_ENV = (
+    "OTEL_TRACES_EXPORTER",
+    "OTEL_SERVICE_NAME",
+    "OTEL_RESOURCE_ATTRIBUTES",
+    "NEXUS_API_KEY",
+    "NEXUS_ENDPOINT",
+    "NEXUS_AGENT_ID",
+    "APPLICATIONINSIGHTS_CONNECTION_STRING",
+    "OTEL_METRIC_EXPORT_INTERVAL",
+)
+AI_QUIET = {
+    "APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED": "true",
+    "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
+    "APPLICATIONINSIGHTS_SDKSTATS_DISABLED": "true",
+}
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name in _ENV or name.startswith("OTEL_EXPORTER_OTLP_"):
+            monkeypatch.delenv(name)
+    for name, value in AI_QUIET.items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.fixture
+def handles():
+    """Collects handles and shuts them down after the test (so a failure never leaves the SDK instrumented)."""
+    made: list[TelemetryHandle] = []
+    yield made
+    for handle in made:
+        handle.shutdown(timeout_s=5)
+    assert not AzureAgentInstrumentor().is_instrumented_by_opentelemetry
+
+
+def _configure(handles: list[TelemetryHandle], *args: Any, **kwargs: Any) -> TelemetryHandle:
+    kwargs.setdefault("set_global", False)  # globals are tested in a subprocess
+    handle = configure_telemetry(*args, **kwargs)
+    handles.append(handle)
+    return handle
+
+
+def _capture(handle: TelemetryHandle) -> InMemorySpanExporter:
+    memory = InMemorySpanExporter()
+    handle.tracer_provider.add_span_processor(SimpleSpanProcessor(memory))
+    return memory
+
+
+def _run_app(emulator, scenario: str = "function_call") -> Any:
+    client = agents_client(emulator)
+    agent_id, thread_id = agents_setup(client)
+    return agents_run(client, agent_id, thread_id, scenario)
+
+
+# ---- choosing exporters ----------------------------------------------------------------------------------
+def test_default_without_configuration_is_agent_tree():
+    assert resolve_exporter_names() == ["agent_tree"]
+
+
+def test_otel_traces_exporter_is_read_comma_separated(monkeypatch):
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", " otlp, console ,otlp")
+    monkeypatch.setenv("NEXUS_API_KEY", "nxs_" + "0" * 64)  # ignored: the variable decides
+    assert resolve_exporter_names() == ["otlp", "console"]
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")
+    assert resolve_exporter_names() == []
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"NEXUS_API_KEY": "nxs_" + "1" * 64}, ["nexus"]),
+        ({"APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=x"}, ["azure_monitor"]),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}, ["otlp"]),
+        ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:4318/v1/traces"}, ["otlp"]),
+        (
+            {
+                "NEXUS_API_KEY": "nxs_" + "1" * 64,
+                "APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=x",
+                "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318",
+            },
+            ["nexus", "azure_monitor", "otlp"],
+        ),
+    ],
+)
+def test_exporters_are_detected_from_what_is_configured(monkeypatch, env, expected):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert resolve_exporter_names() == expected
+
+
+def test_names_aliases_and_errors():
+    assert resolve_exporter_names("nexus,agent_tree") == ["nexus", "agent_tree"]
+    assert resolve_exporter_names(["azure_monitor_opentelemetry_exporter", "azure_monitor"]) == [
+        "azure_monitor_opentelemetry_exporter"
+    ]
+    assert resolve_exporter_names(["otlp_proto_grpc", "otlp_proto_http"]) == ["otlp_proto_grpc", "otlp_proto_http"]
+    with pytest.raises(ValueError, match="cannot be combined"):
+        resolve_exporter_names("none,otlp")
+    with pytest.raises(ValueError, match="unknown exporter 'jaeger_thrift'"):
+        configure_telemetry("jaeger_thrift", set_global=False, instrument=False)
+    with pytest.raises(ValueError, match="APPLICATIONINSIGHTS_CONNECTION_STRING"):
+        configure_telemetry("azure_monitor", set_global=False, instrument=False)
+    with pytest.raises(ValueError, match="NEXUS_API_KEY"):
+        configure_telemetry("nexus", set_global=False, instrument=False)
+
+
+def test_unsupported_otlp_protocol_is_refused(monkeypatch):
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
+    with pytest.raises(ValueError, match="http/json"):
+        configure_telemetry("otlp", set_global=False, instrument=False)
+
+
+@pytest.mark.parametrize(
+    ("exporter", "blocked", "extra"),
+    [
+        ("otlp", "opentelemetry.exporter.otlp.proto.http.trace_exporter", "otlp"),
+        ("otlp_proto_grpc", "opentelemetry.exporter.otlp.proto.grpc.trace_exporter", "otlp"),
+        ("azure_monitor", "azure.monitor.opentelemetry.exporter", "azure-monitor"),
+        ("nexus", "urllib3", "nexus"),
+    ],
+)
+def test_missing_optional_dependency_names_the_extra(monkeypatch, exporter, blocked, extra):
+    monkeypatch.setitem(sys.modules, blocked, None)  # makes `import blocked` fail like an absent package
+    monkeypatch.setenv("APPLICATIONINSIGHTS_CONNECTION_STRING", "InstrumentationKey=00000000-0000-0000-0000-000000000000")
+    monkeypatch.setenv("NEXUS_API_KEY", "nxs_" + "2" * 64)
+    with pytest.raises(ImportError) as caught:
+        configure_telemetry(exporter, set_global=False, instrument=False)
+    message = str(caught.value)
+    assert f"pip install 'opentelemetry-instrumentation-azure-ai-agents[{extra}]'" in message
+    assert repr(exporter.split("_proto")[0]) in message or exporter in message
+
+
+# ---- what it builds --------------------------------------------------------------------------------------
+def test_service_name_argument_then_environment_then_default(monkeypatch, handles):
+    assert _configure(handles, "none", instrument=False).tracer_provider.resource.attributes["service.name"] == (
+        DEFAULT_SERVICE_NAME
+    )
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "from-env")
+    assert _configure(handles, "none", instrument=False).tracer_provider.resource.attributes["service.name"] == (
+        "from-env"
+    )
+    handle = _configure(handles, "none", service_name="from-arg", instrument=False)
+    assert handle.tracer_provider.resource.attributes["service.name"] == "from-arg"
+    assert handle.exporters == () and handle.meter_provider is None and handle.instrumented is False
+
+
+def test_default_agent_tree_prints_one_tree_per_run(emulator, handles):
+    out = io.StringIO()
+    handle = _configure(handles, exporter_options={"agent_tree": {"out": out, "color": False, "width": 100}})
+    assert handle.exporters == ("agent_tree",) and handle.instrumented
+    run = _run_app(emulator)
+    text = out.getvalue()  # SimpleSpanProcessor: printed when the run ended, no flush needed
+    assert text.count("invoke_agent weather-agent") == 1, text
+    assert "execute_tool get_weather" in text and run.id in text
+
+
+def test_several_exporters_at_once_get_the_same_run(monkeypatch, emulator, handles):
+    with NexusServer() as nexus, AppInsightsReceiver() as appinsights, OtlpHttpReceiver() as otlp:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.endpoint)
+        monkeypatch.setenv("NEXUS_API_KEY", nexus.api_key)
+        monkeypatch.setenv("NEXUS_ENDPOINT", nexus.url)
+        monkeypatch.setenv("APPLICATIONINSIGHTS_CONNECTION_STRING", appinsights.connection_string)
+        handle = _configure(
+            handles,  # exporters=None: all three detected from the environment
+            service_name="multi",
+            exporter_options={"azure_monitor": {"disable_offline_storage": True}},
+        )
+        assert handle.exporters == ("nexus", "azure_monitor", "otlp")
+        assert handle.meter_provider is not None
+        memory = _capture(handle)
+        run = _run_app(emulator)
+        assert handle.shutdown(timeout_s=10) is True  # flushes every processor and the metric readers
+
+        [run_span] = [s for s in memory.get_finished_spans() if s.name.startswith("invoke_agent")]
+        trace_hex = format(run_span.context.trace_id, "032x")
+        # Nexus: one trace for the run, with its spans
+        assert nexus.wait_for_traces(1, with_spans=3)
+        [nexus_trace] = nexus.traces
+        assert nexus_trace["agent_id"] == "weather-agent" and nexus_trace["status"] == "success"
+        assert {"run_step tool_calls", "execute_tool get_weather"} <= {s["name"] for s in nexus_trace["spans"]}
+        # App Insights: GenAI dependency, operation id = trace id, cloud role = service name
+        [dep] = [e for e in appinsights.genai_dependencies() if base_data(e)["name"] == "invoke_agent weather-agent"]
+        assert dep["tags"]["ai.operation.id"] == trace_hex and dep["tags"]["ai.cloud.role"] == "multi"
+        # OTLP: the run span with its attributes and resource; metrics too
+        [otlp_run] = otlp.run_spans()
+        assert otlp_run.trace_id == trace_hex and otlp_run.attributes["gen_ai.thread.run.id"] == run.id
+        assert otlp_run.resource["service.name"] == "multi"
+        assert "gen_ai.client.operation.duration" in otlp.metric_names
+        assert appinsights.of_type("MetricData")
+
+
+def test_otlp_grpc_protocol_from_environment(monkeypatch, emulator, handles):
+    pytest.importorskip("grpc")
+    with OtlpGrpcReceiver() as receiver:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc")
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "grpc")
+        monkeypatch.setenv("OTEL_TRACES_EXPORTER", "otlp")
+        handle = _configure(handles)
+        run = _run_app(emulator)
+        assert handle.shutdown(timeout_s=10)
+        [span] = receiver.run_spans()
+        assert span.transport == "grpc" and span.attributes["gen_ai.thread.run.id"] == run.id
+        assert "gen_ai.client.operation.duration" in receiver.metric_names
+
+
+def test_capture_content_and_instrument_kwargs_reach_the_instrumentor(emulator, handles):
+    handle = _configure(handles, "none", capture_content=True, list_steps_on_completion=False)
+    memory = _capture(handle)
+    _run_app(emulator)
+    [run_span] = [s for s in memory.get_finished_spans() if s.name.startswith("invoke_agent")]
+    assert INSTRUCTIONS in json.dumps(dict(run_span.attributes))  # content captured
+    assert not [s for s in memory.get_finished_spans() if s.name.startswith("run_step")]  # steps not listed
+
+
+def test_shutdown_uninstruments_and_is_idempotent(emulator, handles):
+    with _configure(handles, "none") as handle:
+        memory = _capture(handle)
+        assert AzureAgentInstrumentor().is_instrumented_by_opentelemetry
+        _run_app(emulator)
+    assert handle.closed and not AzureAgentInstrumentor().is_instrumented_by_opentelemetry
+    assert handle.shutdown() is True  # second call: no-op
+    count = len(memory.get_finished_spans())
+    _run_app(emulator)
+    assert len(memory.get_finished_spans()) == count  # no longer instrumented
+
+
+def test_existing_instrumentation_is_left_alone(emulator, instrument, caplog):
+    telemetry = instrument()  # someone (say opentelemetry-instrument) instrumented first
+    with caplog.at_level(logging.WARNING, logger="opentelemetry.instrumentation.azure_ai_agents.configure"):
+        handle = configure_telemetry("none", set_global=False)
+    assert handle.instrumented is False and "already instrumented" in caplog.text
+    handle.shutdown()
+    assert AzureAgentInstrumentor().is_instrumented_by_opentelemetry  # not ours to remove
+    _run_app(emulator)
+    assert len(telemetry.run_spans()) == 1
+
+
+def test_instrument_false_only_builds_providers(handles):
+    handle = _configure(handles, "console", instrument=False)
+    assert handle.instrumented is False and not AzureAgentInstrumentor().is_instrumented_by_opentelemetry
+    assert handle.exporters == ("console",)
+    with pytest.raises(TypeError, match="capture"):
+        configure_telemetry("none", set_global=False, instrument=False, redact_capture=True)
+
+
+GLOBAL_SCRIPT = textwrap.dedent(
+    """
+    import json
+    from opentelemetry import metrics, trace
+    from opentelemetry.instrumentation.azure_ai_agents.configure import configure_telemetry
+
+    first = configure_telemetry("none", instrument=False)
+    second = configure_telemetry("none", instrument=False, service_name="second")
+    pinned = configure_telemetry("none", instrument=False, set_global=False)
+    print(json.dumps({
+        "first": first.is_global,
+        "second": second.is_global,
+        "pinned": pinned.is_global,
+        "global_is_first": trace.get_tracer_provider() is first.tracer_provider,
+    }))
+    """
+)
+
+
+def test_global_providers_are_set_once_and_only_when_asked(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    done = subprocess.run(
+        [sys.executable, "-c", GLOBAL_SCRIPT], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"first": True, "second": False, "pinned": False, "global_is_first": True}
+    assert "Overriding of current TracerProvider is not allowed" not in done.stderr
