@@ -85,13 +85,13 @@ def show(receiver: Any) -> None:
     for trace_id, spans in receiver.traces().items():
         if not any(s.attributes.get("gen_ai.operation.name") for s in spans):
             continue  # HTTP-only traces (if an HTTP instrumentation is active)
-        children: dict[str, list[Any]] = {}
+        tree: dict[str, list[Any]] = {}
         ids = {s.span_id for s in spans}
         for span in sorted(spans, key=lambda s: s.start_time_unix_nano):
-            children.setdefault(span.parent_span_id if span.parent_span_id in ids else "", []).append(span)
+            tree.setdefault(span.parent_span_id if span.parent_span_id in ids else "", []).append(span)
 
-        def walk(parent_id: str, depth: int) -> None:
-            for span in children.get(parent_id, []):
+        def walk(parent_id: str, depth: int, tree: dict[str, list[Any]] = tree) -> None:
+            for span in tree.get(parent_id, []):
                 extra = span.attributes.get("gen_ai.thread.run.id") or span.attributes.get("gen_ai.tool.call.id") or ""
                 print(f"    {'  ' * depth}{span.name}  [{span.kind}] {extra}")
                 walk(span.span_id, depth + 1)
@@ -102,7 +102,7 @@ def show(receiver: Any) -> None:
 
 def main() -> None:
     with ExitStack() as stack:
-        configured = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        configured = any(os.environ.get(f"OTEL_EXPORTER_OTLP_{kind}ENDPOINT") for kind in ("", "TRACES_"))
         receiver = None if configured else start_local_receiver(stack)
         telemetry = configure_telemetry("otlp", service_name="otlp-example")
         client, emulated = make_client(stack)

@@ -39,6 +39,7 @@ _ENV = (
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
     "OTEL_METRIC_EXPORT_INTERVAL",
 )
+ZERO_IKEY = "00000000-0000-0000-0000-000000000000"
 AI_QUIET = {
     "APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED": "true",
     "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
@@ -153,7 +154,7 @@ def test_unsupported_otlp_protocol_is_refused(monkeypatch):
 )
 def test_missing_optional_dependency_names_the_extra(monkeypatch, exporter, blocked, extra):
     monkeypatch.setitem(sys.modules, blocked, None)  # makes `import blocked` fail like an absent package
-    monkeypatch.setenv("APPLICATIONINSIGHTS_CONNECTION_STRING", "InstrumentationKey=00000000-0000-0000-0000-000000000000")
+    monkeypatch.setenv("APPLICATIONINSIGHTS_CONNECTION_STRING", f"InstrumentationKey={ZERO_IKEY}")
     monkeypatch.setenv("NEXUS_API_KEY", "nxs_" + "2" * 64)
     with pytest.raises(ImportError) as caught:
         configure_telemetry(exporter, set_global=False, instrument=False)

@@ -150,7 +150,8 @@ def test_azure_monitor(emulator, tmp_path):
         assert base_data(run_env)["properties"]["gen_ai.thread.run.id"] == app["run_id"]
         operation = run_env["tags"]["ai.operation.id"]
         assert len(operation) == 32 and int(operation, 16)
-        same_operation = {base_data(e)["name"] for e in receiver.dependencies() if e["tags"]["ai.operation.id"] == operation}
+        dependencies = receiver.dependencies()
+        same_operation = {base_data(e)["name"] for e in dependencies if e["tags"]["ai.operation.id"] == operation}
         assert OUR_SPANS <= same_operation
         [tool] = [e for e in genai if base_data(e)["name"] == "execute_tool get_weather"]
         assert tool["tags"]["ai.operation.id"] == operation

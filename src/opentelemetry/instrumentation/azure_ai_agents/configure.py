@@ -30,6 +30,7 @@ with nothing configured, ``agent_tree`` (a tree per run on stdout). Any other na
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import os
 import threading
@@ -423,14 +424,16 @@ def configure_telemetry(
         for item in built:  # do not leak sender threads of exporters already built
             _quietly(item.span_exporter.shutdown)
             if item.metric_exporter is not None:
-                _quietly(lambda: item.metric_exporter.shutdown(timeout_millis=0))
+                _quietly(functools.partial(item.metric_exporter.shutdown, timeout_millis=0))
         raise
 
     for item in built:
         processor = SimpleSpanProcessor if item.simple else BatchSpanProcessor
         tracer_provider.add_span_processor(processor(item.span_exporter))
     readers = [PeriodicExportingMetricReader(i.metric_exporter) for i in built if i.metric_exporter is not None]
-    meter_provider = MeterProvider(resource=resource, metric_readers=readers, shutdown_on_exit=False) if readers else None
+    meter_provider = (
+        MeterProvider(resource=resource, metric_readers=readers, shutdown_on_exit=False) if readers else None
+    )
 
     is_global = False
     if set_global:

@@ -22,6 +22,7 @@ Only the standard library is used; the server listens on 127.0.0.1 (ephemeral po
 from __future__ import annotations
 
 import copy
+import functools
 import gzip
 import json
 import threading
@@ -104,7 +105,9 @@ class AppInsightsReceiver:
         self._httpd = ThreadingHTTPServer(self._address, Handler)
         self._httpd.daemon_threads = True
         self._httpd.block_on_close = False
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="appinsights-receiver", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="appinsights-receiver", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -203,7 +206,10 @@ class AppInsightsReceiver:
             if remaining <= 0:
                 return False
             with self._changed:
-                self._changed.wait_for(lambda: self._generation != generation, remaining)
+                self._changed.wait_for(functools.partial(self._changed_since, generation), remaining)
+
+    def _changed_since(self, generation: int) -> bool:
+        return self._generation != generation
 
     def wait_for_envelopes(
         self, condition: Union[int, Callable[[list[dict[str, Any]]], bool]], timeout: float = 5.0
@@ -410,3 +416,33 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802
         self._reply(404, {"error": "only POST /v2.1/track is served"})
+
+
+def _main(argv: Optional[list[str]] = None) -> None:
+    """``python -m ...emulator.appinsights_server [--port N]``: print what an exporter sends, envelope by envelope."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Local Application Insights ingestion endpoint (/v2.1/track).")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    args = parser.parse_args(argv)
+    receiver = AppInsightsReceiver(port=args.port).start()
+    print(f"APPLICATIONINSIGHTS_CONNECTION_STRING='{receiver.connection_string}'", flush=True)
+    seen = 0
+    try:
+        while True:
+            receiver.wait_for_envelopes(seen + 1, timeout=0.5)
+            envelopes = receiver.envelopes
+            for envelope in envelopes[seen:]:
+                data, tags = base_data(envelope), envelope.get("tags") or {}
+                label = data.get("name") or data.get("message") or ""
+                kind = data.get("type") or base_type_of(envelope)
+                print(f"{str(tags.get('ai.operation.id', ''))[:8]:<8} {kind:<24} {label}", flush=True)
+            seen = len(envelopes)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        receiver.stop()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    _main()

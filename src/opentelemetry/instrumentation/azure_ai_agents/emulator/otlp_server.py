@@ -17,6 +17,7 @@ Test hooks: :meth:`fail_next` (an HTTP status, or a gRPC status code name such a
 
 from __future__ import annotations
 
+import functools
 import gzip
 import threading
 import time
@@ -36,7 +37,7 @@ __all__ = ["OtlpHttpReceiver", "OtlpGrpcReceiver", "ReceivedSpan", "OtlpRequest"
 
 TRACES, METRICS, LOGS = "traces", "metrics", "logs"
 _HTTP_PATHS = {"/v1/traces": TRACES, "/v1/metrics": METRICS, "/v1/logs": LOGS}
-_MESSAGES = {
+_MESSAGES: dict[str, tuple[Any, Any]] = {
     TRACES: (trace_service_pb2.ExportTraceServiceRequest, trace_service_pb2.ExportTraceServiceResponse),
     METRICS: (metrics_service_pb2.ExportMetricsServiceRequest, metrics_service_pb2.ExportMetricsServiceResponse),
     LOGS: (logs_service_pb2.ExportLogsServiceRequest, logs_service_pb2.ExportLogsServiceResponse),
@@ -215,7 +216,10 @@ class _OtlpStore:
             if remaining <= 0:
                 return False
             with self._changed:
-                self._changed.wait_for(lambda: self._generation != generation, remaining)
+                self._changed.wait_for(functools.partial(self._changed_since, generation), remaining)
+
+    def _changed_since(self, generation: int) -> bool:
+        return self._generation != generation
 
     def wait_for_spans(self, condition: Union[int, Callable[[list[ReceivedSpan]], bool]], timeout: float = 5.0) -> bool:
         """Wait for ``n`` spans, or until ``condition(spans)`` holds."""
@@ -278,7 +282,9 @@ class OtlpHttpReceiver(_OtlpStore):
         self._httpd = ThreadingHTTPServer(self._address, Handler)
         self._httpd.daemon_threads = True
         self._httpd.block_on_close = False
-        threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="otlp-http-receiver", daemon=True).start()
+        threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="otlp-http-receiver", daemon=True
+        ).start()
         return self
 
     def stop(self) -> None:
@@ -416,7 +422,8 @@ class OtlpGrpcReceiver(_OtlpStore):
                 if fault is not None:
                     record.status, record.injected = fault.status, True
                     store._store(record)
-                    code = fault.status if isinstance(fault.status, grpc.StatusCode) else grpc.StatusCode[str(fault.status)]
+                    status = fault.status
+                    code = status if isinstance(status, grpc.StatusCode) else grpc.StatusCode[str(status)]
                     context.abort(code, "injected fault")
                 record.status = "OK"
                 store._store(record, signal, request)
@@ -481,7 +488,7 @@ def _main(argv: Optional[list[str]] = None) -> None:
     try:
         while True:
             for index, receiver in enumerate(receivers):
-                receiver.wait_for(lambda r, i=index: len(r.spans) > seen[i], timeout=0.5)
+                receiver.wait_for_spans(seen[index] + 1, timeout=0.5)
                 spans = receiver.spans
                 for span in spans[seen[index]:]:
                     print(f"{span.transport} trace {span.trace_id[:8]} {span.kind:<8} {span.name}", flush=True)
