@@ -67,6 +67,7 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # many clients connecting at once: the default backlog of 5 costs 1-3 s SYN retries
 
     def __init__(self, address: tuple[str, int], service: AgentsService) -> None:
         self.service = service
