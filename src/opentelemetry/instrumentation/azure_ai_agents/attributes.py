@@ -273,8 +273,8 @@ def tool_call(call: Mapping[str, Any]) -> ToolCall:
         details = {}
     name = text_field(details, "name") or text_field(call, "name")
     label = text_field(details, "server_label") or text_field(call, "server_label")
-    arguments = _first(details, call, ("arguments", "input", "query", "requesturl"))
-    result = _first(details, call, ("output", "outputs", "results", "response_metadata"))
+    arguments = plain(_first(details, call, ("arguments", "input", "query", "requesturl")))
+    result = plain(_first(details, call, ("output", "outputs", "results", "response_metadata")))
     return ToolCall(
         id=text_field(call, "id"),
         raw_type=raw_type,
@@ -322,6 +322,21 @@ def _content_part(part: Any) -> dict[str, Any]:
             text = field(text, "value")
         return {"type": "text", "content": text} if isinstance(text, str) else {"type": kind}
     return {"type": "text", "content": str(part)}
+
+
+def plain(value: Any, depth: int = 0) -> Any:
+    """SDK models (mappings) nested in lists, as plain dicts and lists: recorded content is then JSON, not a
+    Python ``repr``. Depth-bounded."""
+    if depth > 8:
+        return str(value)
+    if isinstance(value, Mapping):
+        try:
+            return {str(k): plain(v, depth + 1) for k, v in value.items()}
+        except Exception:
+            return str(value)
+    if isinstance(value, (list, tuple)):
+        return [plain(v, depth + 1) for v in value]
+    return value
 
 
 def dumps(value: Any) -> str:

@@ -83,7 +83,7 @@ class RunState:
     steps: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     emitted: set[str] = field(default_factory=set)  # step and tool-call ids whose spans exist
     children_emitted: bool = False  # the run ended and its step/tool spans were emitted once
-    first_event_seen: bool = False  # streamed runs: time to first chunk recorded
+    first_chunk_s: Optional[float] = None  # streamed runs: seconds from create to the first event
     awaiting_outputs: bool = False  # requires_action observed and not answered yet
 
 
@@ -342,13 +342,10 @@ class RunTracker:
     # ---- streams ---------------------------------------------------------------------------------------
     def first_event(self, state: RunState) -> None:
         """The first streamed event of a run arrived: records ``gen_ai.response.time_to_first_chunk`` once."""
-        if state.first_event_seen:
+        if state.first_chunk_s is not None:
             return
-        state.first_event_seen = True
-        seconds = max(time.time_ns() - state.start_ns, 0) / 1e9
-        state.span.set_attribute(gen_ai.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, seconds)
-        if self._metrics is not None:
-            self._metrics.record_time_to_first_chunk(seconds, state.model)
+        state.first_chunk_s = max(time.time_ns() - state.start_ns, 0) / 1e9
+        state.span.set_attribute(gen_ai.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, state.first_chunk_s)
 
     # ---- tools the SDK executes for the app ----------------------------------------------------------
     def start_tool(self, call: Any) -> LiveTool:
@@ -455,8 +452,12 @@ class RunTracker:
         return state
 
     def _record_run_metrics(self, state: RunState, end_ns: int, error_type: Optional[str]) -> None:
-        if self._metrics is not None:
-            self._metrics.record_run((end_ns - state.start_ns) / 1e9, state.model, error_type, state.usage)
+        """Recorded when the run ends, so that every metric of a run carries the same (final) model."""
+        if self._metrics is None:
+            return
+        self._metrics.record_run((end_ns - state.start_ns) / 1e9, state.model, error_type, state.usage)
+        if state.first_chunk_s is not None:
+            self._metrics.record_time_to_first_chunk(state.first_chunk_s, state.model)
 
     def _remember_finished(self, state: RunState) -> None:
         self._finished[state.run_id] = state  # type: ignore[index]
