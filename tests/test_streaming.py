@@ -419,8 +419,19 @@ def test_legacy_create_stream_with_auto_functions_and_manual_continuation(emulat
     _check_streamed_run(telemetry, run.id, FUNCTION_STATUSES)
 
 
-def test_legacy_async_create_stream(emulator, instrument):
+def test_legacy_async_create_stream_with_and_without_handler(emulator, instrument):
+    from azure.ai.projects.models import AsyncAgentEventHandler
+
+    class Handler(AsyncAgentEventHandler):
+        def __init__(self) -> None:
+            super().__init__()
+            self.steps: list = []
+
+        async def on_run_step(self, step):
+            self.steps.append((step.type, step.status))
+
     telemetry = instrument()
+    handler = Handler()
 
     async def main():
         async with async_project_client(emulator) as legacy:
@@ -429,11 +440,63 @@ def test_legacy_async_create_stream(emulator, instrument):
                 thread_id=thread_id, agent_id=agent_id, metadata=metadata("code_interpreter")
             ) as stream:
                 await stream.until_done()
-            return (await legacy.agents.list_runs(thread_id=thread_id)).data[0].id
+            first = (await legacy.agents.list_runs(thread_id=thread_id)).data[0].id
+            spans = telemetry.spans
+            telemetry.exporter.clear()
+            legacy.agents.enable_auto_function_calls(functions={get_weather_async})
+            async with await legacy.agents.create_stream(
+                thread_id=thread_id, agent_id=agent_id, metadata=metadata("function_call"), event_handler=handler
+            ) as stream:
+                await stream.until_done()
+            return first, spans, (await legacy.agents.list_runs(thread_id=thread_id)).data[0].id
 
-    run_id = asyncio.run(main())
-    _check_streamed_run(telemetry, run_id, ["queued", "in_progress", "completed"])
-    assert [s.name for s in telemetry.named("execute_tool")] == ["execute_tool code_interpreter"]
+    first, first_spans, second = asyncio.run(main())
+    run_span = _check_streamed_run(telemetry, second, FUNCTION_STATUSES)
+    [tool] = telemetry.named("execute_tool")
+    assert tool.parent.span_id == run_span.context.span_id  # executed live by the SDK, awaited
+    assert handler.steps[-1] == ("message_creation", "completed")
+    [first_span] = [s for s in first_spans if s.name.startswith("invoke_agent")]
+    assert first_span.attributes["gen_ai.thread.run.id"] == first
+    assert first_span.attributes["gen_ai.thread.run.status"] == "completed"
+    assert [s.name for s in first_spans if s.name.startswith("execute_tool")] == ["execute_tool code_interpreter"]
+
+
+def test_a_stream_whose_create_fails_is_one_error_span(emulator, instrument):
+    from azure.core.exceptions import HttpResponseError
+
+    telemetry = instrument()
+    client = agents_client(emulator, retry_total=0)
+    agent_id, thread_id = agents_setup(client)
+    emulator.service.fail_next("create_run", 500)
+    with pytest.raises(HttpResponseError):
+        client.runs.stream(thread_id=thread_id, agent_id=agent_id)
+    run_span = _run_span(telemetry)
+    assert run_span.attributes["error.type"] == "HttpResponseError"
+    assert run_span.status.status_code is StatusCode.ERROR
+
+
+def test_a_polled_run_continued_by_a_stream_stays_one_run(emulator, instrument):
+    from azure.ai.agents.models import AgentEventHandler, ToolOutput
+
+    telemetry = instrument()
+    client = agents_client(emulator)
+    agent_id, thread_id = agents_setup(client)
+    run = client.runs.create(thread_id=thread_id, agent_id=agent_id, metadata=metadata("function_call"))
+    while run.status != "requires_action":
+        run = client.runs.get(thread_id=thread_id, run_id=run.id)
+    handler = AgentEventHandler()
+    client.runs.submit_tool_outputs_stream(
+        thread_id=thread_id,
+        run_id=run.id,
+        tool_outputs=[ToolOutput(tool_call_id=run.required_action.submit_tool_outputs.tool_calls[0].id, output="x")],
+        event_handler=handler,
+    )
+    handler.until_done()
+    run_span = _run_span(telemetry)
+    assert run_span.attributes["gen_ai.thread.run.status"] == "completed"
+    assert _statuses(run_span) == FUNCTION_STATUSES
+    assert "gen_ai.response.time_to_first_chunk" not in run_span.attributes  # the run was not created by a stream
+    assert len(telemetry.named("execute_tool")) == 1
 
 
 def _run_id(client: Any, thread_id: str) -> str:

@@ -64,12 +64,15 @@ class RunStream:
     def __init__(self, state: RunState, created: bool) -> None:
         self.state = state
         self.created = created  #: the run is registered with the tracker (its id is known)
+        self.opened_run = not created  #: this stream started the run: its first event times the first chunk
         self.done = False  #: the run ended, or a newer stream carries it
 
     def on_frame(self, tracker: RunTracker, frame: Any) -> None:
         if self.done:
             return
-        tracker.first_event(self.state)
+        if self.opened_run:
+            self.opened_run = False
+            tracker.first_event(self.state)
         name, data = parse_frame(frame)
         if not name:
             return
