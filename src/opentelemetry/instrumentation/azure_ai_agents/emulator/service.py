@@ -132,8 +132,12 @@ class _Run:
     events: Optional[list[tuple[str, Any]]] = None  # collected only while streaming
 
 
-def _now() -> int:
-    return int(time.time())
+def _now_seconds() -> float:
+    return float(int(time.time()))
+
+
+def _now_millis() -> float:
+    return round(time.time(), 3)
 
 
 def _error_body(code: str, message: str) -> dict[str, Any]:
@@ -250,6 +254,7 @@ class AgentsService:
     :param polls_per_state: observations a run spends in each state (overridable per agent or run
         with the metadata key ``polls_per_state``).
     :param seed: makes generated ids deterministic.
+    :param whole_seconds: stamp times in whole seconds like the real service (default: milliseconds).
 
     A run's scenario is its metadata ``scenario``, else its agent's metadata ``scenario``, else the
     agent's name if that is a scenario name, else ``default_scenario``.
@@ -273,11 +278,15 @@ class AgentsService:
         default_scenario: str = DEFAULT_SCENARIO,
         polls_per_state: int = 1,
         seed: Optional[int] = None,
+        whole_seconds: bool = False,
     ) -> None:
         if default_scenario not in SCENARIOS:
             raise ValueError(f"unknown scenario {default_scenario!r}; known: {sorted(SCENARIOS)}")
         self._defaults = (default_scenario, polls_per_state, seed)
         self._lock = threading.RLock()
+        # The real service stamps whole seconds; millisecond stamps (the default here) let sub-second
+        # emulated runs show their real step structure in traces.
+        self._now = _now_seconds if whole_seconds else _now_millis
         self.reset()
 
     # ------------------------------------------------------------------ public API
@@ -438,7 +447,7 @@ class AgentsService:
         agent = {
             "id": self._new_id("asst"),
             "object": "assistant",
-            "created_at": _now(),
+            "created_at": self._now(),
             "name": body.get("name"),
             "description": body.get("description"),
             "model": body["model"],
@@ -475,7 +484,7 @@ class AgentsService:
         thread = {
             "id": self._new_id("thread"),
             "object": "thread",
-            "created_at": _now(),
+            "created_at": self._now(),
             "tool_resources": body.get("tool_resources") or {},
             "metadata": body.get("metadata") or {},
         }
@@ -495,7 +504,7 @@ class AgentsService:
     ) -> dict[str, Any]:
         if body.get("role") not in ("user", "assistant"):
             raise ServiceError(400, "BadRequest", "'role' must be 'user' or 'assistant'")
-        now = _now()
+        now = self._now()
         message = {
             "id": self._new_id("msg"),
             "object": "thread.message",
@@ -600,7 +609,7 @@ class AgentsService:
         if body.get("additional_instructions"):
             instructions = ((instructions or "") + "\n" + body["additional_instructions"]).strip()
         tools = body.get("tools") if body.get("tools") is not None else agent.get("tools") or []
-        now = _now()
+        now = self._now()
         wire = {
             "id": self._new_id("run"),
             "object": "thread.run",
@@ -760,14 +769,14 @@ class AgentsService:
         """Move the run one state forward; False if it waits (requires_action, hang, terminal)."""
         status = run.wire["status"]
         if status == "queued":
-            run.wire["started_at"] = _now()
+            run.wire["started_at"] = self._now()
             self._set_status(run, "in_progress")
             if run.plan:
                 self._begin_step(run)
             return True
         if status == "cancelling":
             self._set_status(run, "cancelled")
-            run.wire["cancelled_at"] = _now()
+            run.wire["cancelled_at"] = self._now()
             run.wire["expires_at"] = None
             self._emit_run(run)
             return True
@@ -807,7 +816,7 @@ class AgentsService:
         """Put the run in its terminal state (``outcome``)."""
         if outcome is None:
             return False
-        wire, now = run.wire, _now()
+        wire, now = run.wire, self._now()
         wire["required_action"] = None
         wire["expires_at"] = now if outcome == "expired" else None
         if outcome == "failed":
@@ -842,7 +851,7 @@ class AgentsService:
 
     def _begin_step(self, run: _Run) -> None:
         """Create the current planned step (status in_progress)."""
-        planned, now = run.plan[run.index], _now()
+        planned, now = run.plan[run.index], self._now()
         if isinstance(planned.spec, MessageStep):
             message = self._add_message(
                 run.wire["thread_id"], {"role": "assistant", "content": []}, run.wire["id"], run.wire["assistant_id"]
@@ -890,7 +899,7 @@ class AgentsService:
 
     def _complete_step(self, run: _Run) -> None:
         """Complete the current step (and its message) and move to the next planned step."""
-        planned, now = run.plan[run.index], _now()
+        planned, now = run.plan[run.index], self._now()
         assert planned.wire is not None
         if planned.message is not None and isinstance(planned.spec, MessageStep):
             text = planned.spec.text.replace("{outputs}", "; ".join(run.outputs) or "nothing")
@@ -929,7 +938,7 @@ class AgentsService:
         """End the current step, if begun, as failed / expired / cancelled."""
         if run.index >= len(run.plan) or run.plan[run.index].wire is None:
             return
-        planned, now = run.plan[run.index], _now()
+        planned, now = run.plan[run.index], self._now()
         assert planned.wire is not None
         if planned.wire["status"] != "in_progress":
             return
