@@ -182,3 +182,80 @@ def test_idle_runs_are_ended_when_the_next_run_starts(emulator, instrument):
     [idle] = telemetry.run_spans()
     assert idle.attributes["gen_ai.thread.run.id"] == first.id
     assert idle.attributes["azure.ai.agents.run.unfinished"] == "idle_timeout"
+
+
+def _auto_function() -> set:
+    def get_weather(city: str) -> str:
+        """Gets the weather.
+
+        :param city: The city.
+        """
+        return "sunny"
+
+    return {get_weather}
+
+
+def test_a_failing_tracer_never_reaches_streams_helpers_or_functions(emulator):
+    """Streams, polling helpers and SDK-executed functions with a tracer that raises everywhere."""
+    import asyncio
+
+    from opentelemetry.instrumentation.azure_ai_agents.emulator import async_agents_client
+
+    from .helpers import metadata
+
+    instrumentor = AzureAgentInstrumentor()
+    instrumentor.instrument(tracer_provider=_ExplodingProvider())
+    try:
+        client = agents_client(emulator)
+        agent_id, thread_id = agents_setup(client)
+        client.enable_auto_function_calls(_auto_function())
+        with client.runs.stream(thread_id=thread_id, agent_id=agent_id, metadata=metadata("function_call")) as stream:
+            events = [event for event, _data, _ in stream]
+        assert events[-2:] == ["thread.run.completed", "done"]
+        run = client.runs.create_and_process(
+            thread_id=thread_id, agent_id=agent_id, metadata=metadata("function_call"), polling_interval=0
+        )
+        assert run.status == "completed"
+
+        async def main():
+            async with async_agents_client(emulator) as aclient:
+                async with await aclient.runs.stream(
+                    thread_id=thread_id, agent_id=agent_id, metadata=metadata("message")
+                ) as astream:
+                    return [event async for event, _data, _ in astream]
+
+        assert asyncio.run(main())[-1] == "done"
+    finally:
+        instrumentor.uninstrument()
+
+
+def _mangle_stream(method: str, kind: str, payload: Any) -> Any:
+    """Streamed events with wrong types wherever the instrumentation looks."""
+    if not kind.startswith("stream:") or not isinstance(payload, dict):
+        return payload
+    payload = dict(payload)
+    if kind.startswith("stream:thread.run.step."):
+        payload.update(step_details={"tool_calls": "not a list"}, created_at="soon", run_id=7)
+    elif kind.startswith("stream:thread.run."):
+        payload.update(usage=["nope"], required_action={"type": 5}, model={"a": 1})
+    return payload
+
+
+def test_malformed_stream_events_never_break_the_app(emulator, instrument):
+    from .helpers import metadata
+
+    telemetry = instrument()
+    client = agents_client(emulator)
+    agent_id, thread_id = agents_setup(client)
+    emulator.service.response_hook = _mangle_stream
+    try:
+        with client.runs.stream(thread_id=thread_id, agent_id=agent_id, metadata=metadata("code_interpreter")) as stream:
+            events = [event for event, _data, _ in stream]
+    finally:
+        emulator.service.response_hook = None
+    assert events[-1] == "done"
+    [run_span] = telemetry.run_spans()
+    assert run_span.attributes["gen_ai.thread.run.status"] == "completed"
+    for span in telemetry.spans:
+        for value in span.attributes.values():
+            assert isinstance(value, (str, bool, int, float, tuple))
