@@ -20,53 +20,12 @@ import os
 from contextlib import ExitStack
 from typing import Any, Optional
 
-from azure.ai.agents import AgentsClient
-from azure.ai.agents.models import FunctionTool, ToolOutput
+from agent_app import make_client, weather_run
 
 from opentelemetry.instrumentation.azure_ai_agents.configure import configure_telemetry
 
 
-def get_weather(city: str) -> str:
-    """Returns the current weather for a city.
 
-    :param city: The city name, e.g. Seattle.
-    :return: The weather as JSON.
-    """
-    return json.dumps({"city": city, "temperature_c": 14, "sky": "light rain"})
-
-
-def make_client(stack: ExitStack) -> tuple[AgentsClient, bool]:
-    endpoint = os.environ.get("PROJECT_ENDPOINT")
-    if endpoint:
-        from azure.identity import DefaultAzureCredential
-
-        return AgentsClient(endpoint=endpoint, credential=DefaultAzureCredential()), False
-    from opentelemetry.instrumentation.azure_ai_agents.emulator import AgentsEmulator, agents_client
-
-    emulator = stack.enter_context(AgentsEmulator())
-    return agents_client(emulator), True
-
-
-def weather_run(client: AgentsClient, model: str, scenario: Optional[str]) -> Any:
-    functions = FunctionTool({get_weather})
-    agent = client.create_agent(
-        model=model, name="weather-agent", instructions="Answer with the weather.", tools=functions.definitions
-    )
-    thread = client.threads.create()
-    client.messages.create(thread_id=thread.id, role="user", content="Weather in Seattle and Paris?")
-    metadata = {"scenario": scenario} if scenario else None
-    run = client.runs.create(thread_id=thread.id, agent_id=agent.id, metadata=metadata)
-    while run.status in ("queued", "in_progress", "requires_action"):
-        if run.status == "requires_action":
-            outputs = [
-                ToolOutput(tool_call_id=call.id, output=functions.execute(call))
-                for call in run.required_action.submit_tool_outputs.tool_calls
-            ]
-            run = client.runs.submit_tool_outputs(thread_id=thread.id, run_id=run.id, tool_outputs=outputs)
-        else:
-            run = client.runs.get(thread_id=thread.id, run_id=run.id)
-    client.delete_agent(agent.id)
-    return run
 
 
 def start_local_receiver(stack: ExitStack) -> Any:
@@ -106,10 +65,9 @@ def main() -> None:
         receiver = None if configured else start_local_receiver(stack)
         telemetry = configure_telemetry("otlp", service_name="otlp-example")
         client, emulated = make_client(stack)
-        model = os.environ.get("MODEL_DEPLOYMENT_NAME", "gpt-4o")
         try:
             with client:
-                weather_run(client, model, "multi_function" if emulated else None)
+                weather_run(client, emulated, "multi_function")
         finally:
             telemetry.shutdown()  # flushes spans and the last metrics before the receiver stops
         if receiver is not None:
