@@ -89,7 +89,10 @@ def test_fifty_async_runs_through_gather(emulator, instrument):
                 with telemetry.tracer.start_as_current_span(f"request {index}") as app_span:
                     if index % 2 == 0:
                         run = await client.runs.create_and_process(
-                            thread_id=thread_id, agent_id=agent_id, metadata=metadata("function_call"), polling_interval=0
+                            thread_id=thread_id,
+                            agent_id=agent_id,
+                            metadata=metadata("function_call"),
+                            polling_interval=0,
                         )
                     else:
                         async with await client.runs.stream(

@@ -249,7 +249,9 @@ def test_malformed_stream_events_never_break_the_app(emulator, instrument):
     agent_id, thread_id = agents_setup(client)
     emulator.service.response_hook = _mangle_stream
     try:
-        with client.runs.stream(thread_id=thread_id, agent_id=agent_id, metadata=metadata("code_interpreter")) as stream:
+        with client.runs.stream(
+            thread_id=thread_id, agent_id=agent_id, metadata=metadata("code_interpreter")
+        ) as stream:
             events = [event for event, _data, _ in stream]
     finally:
         emulator.service.response_hook = None

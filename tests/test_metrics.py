@@ -81,8 +81,9 @@ def test_run_and_tool_metrics(emulator, instrument):
     )
     assert code.count == 1  # from the failed run's failed step
 
-    input_tokens = _point(tokens, gen_ai__operation__name="invoke_agent", gen_ai__token__type="input", **_dotted(BASE))
-    output_tokens = _point(tokens, gen_ai__operation__name="invoke_agent", gen_ai__token__type="output", **_dotted(BASE))
+    run = {"gen_ai__operation__name": "invoke_agent", **_dotted(BASE)}
+    input_tokens = _point(tokens, gen_ai__token__type="input", **run)
+    output_tokens = _point(tokens, gen_ai__token__type="output", **run)
     assert tuple(input_tokens.explicit_bounds) == TOKEN_BUCKETS
     assert input_tokens.sum == sum(r.usage.prompt_tokens for r in completed) + 120  # + the streamed message run
     assert output_tokens.sum == sum(r.usage.completion_tokens for r in completed) + 45
@@ -105,7 +106,8 @@ def test_a_create_that_raises_is_a_failed_operation(emulator, instrument):
         client.runs.create(thread_id="thread_missing", agent_id=agent_id, model="gpt-4o")
     metrics = _metrics(telemetry)
     [point] = metrics[DURATION].data.data_points
-    assert dict(point.attributes) == {**BASE, "gen_ai.operation.name": "invoke_agent", "error.type": "ResourceNotFoundError"}
+    expected = {**BASE, "gen_ai.operation.name": "invoke_agent", "error.type": "ResourceNotFoundError"}
+    assert dict(point.attributes) == expected
     assert TOKENS not in metrics
 
 

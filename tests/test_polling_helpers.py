@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Optional
 
 import pytest
 from azure.core.exceptions import HttpResponseError
@@ -57,7 +58,7 @@ def _named(spans, prefix: str) -> list:
     return [s for s in spans if s.name.startswith(prefix)]
 
 
-def _one_trace_with_live_tool(telemetry, run, probe: FunctionProbe, thread_id: str = None, spans=None):
+def _one_trace_with_live_tool(telemetry, run, probe: FunctionProbe, thread_id: Optional[str] = None, spans=None):
     """One run span, one live tool span per executed call (child of the run, around the app's function),
     step spans from the run's listing, and no second span for the same tool call. ``spans``: only these
     (one run's trace among several)."""

@@ -94,7 +94,7 @@ def _rewrite_required_action(action_type: str, call_type: str):
                 "type": action_type,
                 action_type: {
                     "tool_calls": [
-                        {"id": c["id"], "type": call_type, "name": "search_docs", "arguments": "{}", "server_label": "docs"}
+                        {"id": c["id"], "type": call_type, "name": "search", "arguments": "{}", "server_label": "docs"}
                         for c in calls
                     ]
                 },

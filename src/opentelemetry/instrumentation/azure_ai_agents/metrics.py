@@ -68,7 +68,10 @@ class RunMetrics:
         if error_type:
             duration_attrs[error_attributes.ERROR_TYPE] = error_type
         self._duration.record(max(duration_s, 0.0), duration_attrs)
-        for token_type, key in (("input", gen_ai.GEN_AI_USAGE_INPUT_TOKENS), ("output", gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS)):
+        for token_type, key in (
+            ("input", gen_ai.GEN_AI_USAGE_INPUT_TOKENS),
+            ("output", gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS),
+        ):
             value = usage.get(key)
             if isinstance(value, int):
                 self._tokens.record(value, {**base, gen_ai.GEN_AI_TOKEN_TYPE: token_type})

@@ -21,15 +21,16 @@ MAX_PAGES = 10
 PAGE_SIZE = 100
 
 Observer = Callable[[list], None]
+_Items = list  # ``list`` inside the listers' class bodies names their method
 
 
 class StepLister:
     """Lists all steps of one run through the SDK (bounded)."""
 
-    def list(self, instance: Any, thread_id: Optional[str], run_id: Optional[str]) -> list:
+    def list(self, instance: Any, thread_id: Optional[str], run_id: Optional[str]) -> _Items:
         raise NotImplementedError
 
-    async def list_async(self, instance: Any, thread_id: Optional[str], run_id: Optional[str]) -> list:
+    async def list_async(self, instance: Any, thread_id: Optional[str], run_id: Optional[str]) -> _Items:
         raise NotImplementedError
 
 
@@ -47,7 +48,7 @@ class PagedStepLister(StepLister):
         cls = getattr(importlib.import_module(self._module), self._class_name)
         return cls(instance._client, instance._config, instance._serialize, instance._deserialize)
 
-    def list(self, instance: Any, thread_id: Optional[str], run_id: Optional[str]) -> list:
+    def list(self, instance: Any, thread_id: Optional[str], run_id: Optional[str]) -> _Items:
         items = []
         for item in getattr(self._operations(instance), self._method)(thread_id=thread_id, run_id=run_id):
             items.append(item)
@@ -55,7 +56,7 @@ class PagedStepLister(StepLister):
                 break
         return items
 
-    async def list_async(self, instance: Any, thread_id: Optional[str], run_id: Optional[str]) -> list:
+    async def list_async(self, instance: Any, thread_id: Optional[str], run_id: Optional[str]) -> _Items:
         items = []
         async for item in getattr(self._operations(instance), self._method)(thread_id=thread_id, run_id=run_id):
             items.append(item)
@@ -70,7 +71,7 @@ class PageModelStepLister(StepLister):
     def __init__(self, method: str = "list_run_steps") -> None:
         self._method = method
 
-    def list(self, instance: Any, thread_id: Optional[str], run_id: Optional[str]) -> list:
+    def list(self, instance: Any, thread_id: Optional[str], run_id: Optional[str]) -> _Items:
         items: list = []
         after = None
         for _ in range(MAX_PAGES):
@@ -80,7 +81,7 @@ class PageModelStepLister(StepLister):
                 break
         return items
 
-    async def list_async(self, instance: Any, thread_id: Optional[str], run_id: Optional[str]) -> list:
+    async def list_async(self, instance: Any, thread_id: Optional[str], run_id: Optional[str]) -> _Items:
         items: list = []
         after = None
         for _ in range(MAX_PAGES):

@@ -35,9 +35,7 @@ _log = logging.getLogger(__name__)
 
 _STEP_EVENT = "thread.run.step."
 _RUN_EVENT = "thread.run."
-_RUN_STATUSES = frozenset(
-    {"queued", "in_progress", "requires_action", "cancelling", "cancelled", "failed", "completed", "expired", "incomplete"}
-)
+_RUN_STATUSES = attrs.TERMINAL_STATUSES | {"queued", "in_progress", "requires_action", "cancelling"}
 
 
 def parse_frame(frame: Any) -> tuple[Optional[str], Any]:

@@ -221,7 +221,7 @@ class RunTracker:
                 self._release(state)
                 self._remember_finished(state)
         if changed:
-            event = {attrs.RUN_STATUS: status}
+            event: dict[str, Any] = {attrs.RUN_STATUS: status}
             if previous:
                 event["azure.ai.agents.run.previous_status"] = previous
             if status == "requires_action":
@@ -242,7 +242,7 @@ class RunTracker:
                 state.agent_id = run_attributes.get(gen_ai.GEN_AI_AGENT_ID)
             if state.model is None:
                 state.model = run_attributes.get(gen_ai.GEN_AI_RESPONSE_MODEL)
-        if terminal:
+        if terminal and status is not None:
             state.error = attrs.run_error_type(run, status)
             return state
         return None
@@ -366,7 +366,8 @@ class RunTracker:
             start_time=start_ns,
         )
         if self._content.enabled:
-            self._record_content(span, {gen_ai.GEN_AI_TOOL_CALL_ARGUMENTS: self._content.text("tool.arguments", info.arguments)})
+            arguments = self._content.text("tool.arguments", info.arguments)
+            self._record_content(span, {gen_ai.GEN_AI_TOOL_CALL_ARGUMENTS: arguments})
         return LiveTool(span, trace.set_span_in_context(span), info, start_ns)
 
     def end_tool(self, tool: LiveTool, result: Any = None, exc: Optional[BaseException] = None) -> None:
@@ -379,7 +380,8 @@ class RunTracker:
         end_ns = time.time_ns()
         tool.span.end(end_time=end_ns)
         if self._metrics is not None:
-            self._metrics.record_tool((end_ns - tool.start_ns) / 1e9, tool.info.name, tool.info.semconv_type, error_type)
+            duration_s = (end_ns - tool.start_ns) / 1e9
+            self._metrics.record_tool(duration_s, tool.info.name, tool.info.semconv_type, error_type)
 
     def tool_failed(self, call: Any, exc: BaseException) -> None:
         """The SDK could not even start the app's function (unknown name, bad arguments): a failed tool span."""
@@ -539,7 +541,11 @@ class RunTracker:
         if state.run_id:
             step_attrs[attrs.RUN_ID] = state.run_id
         span = self._tracer.start_span(
-            f"run_step {step_type}", context=state.context, kind=SpanKind.INTERNAL, attributes=step_attrs, start_time=start
+            f"run_step {step_type}",
+            context=state.context,
+            kind=SpanKind.INTERNAL,
+            attributes=step_attrs,
+            start_time=start,
         )
         error = attrs.step_error(step)
         if error:
@@ -564,7 +570,11 @@ class RunTracker:
         error: Optional[tuple[str, Optional[str]]],
     ) -> None:
         span = self._tracer.start_span(
-            f"execute_tool {info.name}", context=parent, kind=SpanKind.INTERNAL, attributes=info.attributes(), start_time=start
+            f"execute_tool {info.name}",
+            context=parent,
+            kind=SpanKind.INTERNAL,
+            attributes=info.attributes(),
+            start_time=start,
         )
         if self._content.enabled:
             arguments = info.arguments if info.arguments is not None else (pending.arguments if pending else None)
