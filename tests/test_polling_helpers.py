@@ -245,3 +245,29 @@ def test_manual_execute_in_a_polling_loop_is_live_too(emulator, instrument):
             run = client.runs.get(thread_id=thread_id, run_id=run.id)
     _one_trace_with_live_tool(telemetry, run, probe, thread_id)
 
+
+
+def test_legacy_create_thread_and_run_takes_the_new_thread_as_conversation(emulator, instrument):
+    telemetry = instrument()
+    legacy = project_client(emulator)
+    agent_id, _ = projects_setup(legacy)
+    run = legacy.agents.create_thread_and_run(agent_id=agent_id, metadata=metadata("message"))
+    while run.status in ("queued", "in_progress"):
+        run = legacy.agents.get_run(thread_id=run.thread_id, run_id=run.id)
+
+    async def main():
+        async with async_project_client(emulator) as client:
+            arun = await client.agents.create_thread_and_run(agent_id=agent_id, metadata=metadata("message"))
+            while arun.status in ("queued", "in_progress"):
+                arun = await client.agents.get_run(thread_id=arun.thread_id, run_id=arun.id)
+            return arun
+
+    async_run = asyncio.run(main())
+    spans = {s.attributes["gen_ai.thread.run.id"]: s for s in telemetry.run_spans()}
+    assert set(spans) == {run.id, async_run.id}
+    for finished in (run, async_run):
+        span = spans[finished.id]
+        assert span.name == "invoke_agent weather-agent"
+        assert span.attributes["gen_ai.conversation.id"] == finished.thread_id
+        assert span.attributes["gen_ai.thread.run.status"] == "completed"
+        assert [s.name for s in telemetry.children(span)] == ["run_step message_creation"]
