@@ -75,7 +75,6 @@ def _projects(module: str) -> list[Surface]:
         Surface(module, ops, "list_run_steps", ListSteps(paged=False), sdk),
         Surface(module, ops, "get_run_step", GetStep(), sdk),
         Surface(module, ops, "create_thread_and_run", CreateRun(steps, body=Arg(0, "body")), sdk),
-        Surface(module, ops, "create_thread_and_process_run", ProcessRun(), sdk),  # absent in 1.0.0b10: skipped
         Surface(module, ops, "create_agent", ObserveAgent(), sdk),
         Surface(module, ops, "get_agent", ObserveAgent(), sdk),
         Surface(module, ops, "update_agent", ObserveAgent(), sdk),
