@@ -195,6 +195,31 @@ def test_manual_continuation_with_a_new_handler_lands_on_the_same_run(emulator, 
     assert sorted(s.name for s in telemetry.named("run_step")) == ["run_step message_creation", "run_step tool_calls"]
 
 
+def test_the_first_stream_going_away_after_a_continuation_changes_nothing(emulator, instrument):
+    from azure.ai.agents.models import AgentEventHandler, ToolOutput
+
+    telemetry = instrument()
+    client = agents_client(emulator)
+    agent_id, thread_id = agents_setup(client)
+    stream = client.runs.stream(thread_id=thread_id, agent_id=agent_id, metadata=metadata("function_call"))
+    with stream as first:
+        [run] = [data for event_type, data, _ in first if event_type == "thread.run.requires_action"]
+    second = AgentEventHandler()
+    client.runs.submit_tool_outputs_stream(
+        thread_id=thread_id,
+        run_id=run.id,
+        tool_outputs=[ToolOutput(tool_call_id=run.required_action.submit_tool_outputs.tool_calls[0].id, output="x")],
+        event_handler=second,
+    )
+    assert next(second)[0] == "thread.run.step.completed"
+    del stream, first  # the first handler is collected while the run goes on in the second
+    gc.collect()
+    assert telemetry.run_spans() == []
+    second.until_done()
+    run_span = _check_streamed_run(telemetry, run.id, FUNCTION_STATUSES)
+    assert "azure.ai.agents.run.unfinished" not in run_span.attributes
+
+
 def test_breaking_out_early_ends_the_run_span(emulator, instrument):
     telemetry = instrument()
     client = agents_client(emulator)

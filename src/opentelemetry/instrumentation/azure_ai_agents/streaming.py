@@ -100,8 +100,10 @@ class RunStream:
             tracker.finish_run(ended)  # steps came as events: nothing to list
 
     def on_end(self, tracker: RunTracker, reason: str, exc: Optional[BaseException] = None) -> None:
-        """The stream stopped (exhausted, closed, dropped or raised) before a terminal event."""
-        if self.done:
+        """The stream stopped (exhausted, closed, dropped or raised) before a terminal event. Only the run's
+        newest stream may end it: an older one (answered with ``submit_tool_outputs_stream`` on a new handler)
+        going away later changes nothing."""
+        if self.done or self.state.driver is not self:
             return
         if exc is None and tracker.waiting_for_outputs(self.state):
             return  # the app answers requires_action with submit_tool_outputs_stream: the run goes on
@@ -118,7 +120,7 @@ def _stream_error(data: Any) -> tuple[str, Optional[str]]:
 
 
 class StreamRegistry:
-    """Which :class:`RunStream` each live event handler feeds, and the newest stream of each run.
+    """Which :class:`RunStream` each live event handler feeds.
 
     Handlers are the app's objects: they are held weakly (by identity, whatever their ``__eq__``), and a
     handler dropped before its run ended ends that run (``unfinished=stream_abandoned``).
@@ -127,7 +129,6 @@ class StreamRegistry:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_handler: dict[int, tuple[weakref.ref, RunStream, weakref.finalize]] = {}
-        self._newest: "weakref.WeakValueDictionary[str, RunStream]" = weakref.WeakValueDictionary()
 
     def get(self, handler: Any) -> Optional[RunStream]:
         entry = self._by_handler.get(id(handler))
@@ -139,6 +140,7 @@ class StreamRegistry:
         if current is not None and current.state is state and not current.done:
             return
         stream = RunStream(state, created)
+        state.driver = stream
         try:
             ref = weakref.ref(handler)
         except TypeError:
@@ -150,13 +152,8 @@ class StreamRegistry:
         with self._lock:
             old = self._by_handler.pop(id(handler), None)
             self._by_handler[id(handler)] = (ref, stream, finalizer)
-            previous = self._newest.get(state.run_id) if state.run_id else None
-            if state.run_id:
-                self._newest[state.run_id] = stream
         if old is not None:
             old[2].detach()
-        if previous is not None and previous is not stream:
-            previous.done = True  # superseded: only the newest stream of a run may end it
 
     def _dropped(self, key: int, stream: RunStream, tracker: RunTracker) -> None:
         with self._lock:

@@ -85,6 +85,7 @@ class RunState:
     children_emitted: bool = False  # the run ended and its step/tool spans were emitted once
     first_chunk_s: Optional[float] = None  # streamed runs: seconds from create to the first event
     awaiting_outputs: bool = False  # requires_action observed and not answered yet
+    driver: Any = None  # the adapter now carrying the run (its newest stream); opaque to the tracker
 
 
 @dataclass(eq=False)
