@@ -529,3 +529,20 @@ def test_a_polled_run_continued_by_a_stream_stays_one_run(emulator, instrument):
 def _run_id(client: Any, thread_id: str) -> str:
     """The newest run of a thread (the service lists newest first)."""
     return next(iter(client.runs.list(thread_id=thread_id))).id
+
+
+def test_a_stream_never_read_is_ended_at_shutdown(emulator, instrument):
+    from opentelemetry.instrumentation.azure_ai_agents import AzureAgentInstrumentor
+
+    telemetry = instrument()
+    client = agents_client(emulator)
+    agent_id, thread_id = agents_setup(client)
+    stream = client.runs.stream(thread_id=thread_id, agent_id=agent_id, metadata=metadata("message"))
+    assert telemetry.run_spans() == []
+    AzureAgentInstrumentor().uninstrument()
+    run_span = _run_span(telemetry)
+    assert run_span.attributes["azure.ai.agents.run.unfinished"] == "shutdown"
+    assert "gen_ai.thread.run.id" not in run_span.attributes  # no event was read: the id was never known
+    del stream
+    gc.collect()
+    assert len(telemetry.run_spans()) == 1  # the dropped stream does not end it twice

@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Optional
@@ -123,6 +124,8 @@ class RunTracker:
         self._lock = threading.Lock()
         self._open: "OrderedDict[str, RunState]" = OrderedDict()  # by run id, least recently active first
         self._call_owner: dict[str, str] = {}  # pending function call id -> run id (open runs only)
+        #: Runs begun whose id is not known yet (a stream before its first event): ended at shutdown too.
+        self._unregistered: "weakref.WeakSet[RunState]" = weakref.WeakSet()
         self._finished: "OrderedDict[str, RunState]" = OrderedDict()
         self._agent_names: "OrderedDict[str, str]" = OrderedDict()
 
@@ -142,7 +145,7 @@ class RunTracker:
         )
         self._record_request_content(span, request)
         model = request.get("model")
-        return RunState(
+        state = RunState(
             span=span,
             context=trace.set_span_in_context(span),
             start_ns=start_ns,
@@ -151,17 +154,23 @@ class RunTracker:
             model=model if isinstance(model, str) else None,
             last_seen=time.monotonic(),
         )
+        with self._lock:
+            self._unregistered.add(state)
+        return state
 
     def run_created(self, state: RunState, run: Any) -> Optional[RunState]:
         """Registers the run the service created. Returns the state if the run is already terminal."""
         run_id = attrs.text_field(run, "id")
         if run_id is None:
+            with self._lock:
+                self._release(state)
             self._end_unfinished(state, "no_run_id")
             return None
         state.run_id = run_id
         state.thread_id = attrs.text_field(run, "thread_id")
         evicted: list[RunState] = []
         with self._lock:
+            self._unregistered.discard(state)
             self._open[run_id] = state
             while len(self._open) > self.config.max_open_runs:
                 evicted.append(self._release(self._open.popitem(last=False)[1]))
@@ -171,7 +180,8 @@ class RunTracker:
 
     def run_create_failed(self, state: RunState, exc: BaseException) -> None:
         """The create call raised: the run span records the SDK's exception and ends as an error."""
-        state.finishing = True
+        with self._lock:
+            self._release(state)
         error_type = _record_exception(state.span, exc)
         end_ns = time.time_ns()
         state.span.end(end_time=end_ns)
@@ -428,6 +438,7 @@ class RunTracker:
         """Ends every open run span, marked unfinished (uninstrument, interpreter exit)."""
         with self._lock:
             states = [self._release(s) for s in self._open.values()]
+            states += [self._release(s) for s in list(self._unregistered) if not s.finishing]
             self._open.clear()
             self._finished.clear()
         for state in states:
@@ -449,6 +460,7 @@ class RunTracker:
     def _release(self, state: RunState) -> RunState:
         """Bookkeeping for a state leaving the open registry (caller holds the lock): no second ending."""
         state.finishing = True
+        self._unregistered.discard(state)
         for call_id in state.calls:
             if self._call_owner.get(call_id) == state.run_id:
                 del self._call_owner[call_id]
