@@ -19,7 +19,10 @@ from typing import Any, Collection, Optional
 
 from opentelemetry import metrics as otel_metrics
 from opentelemetry import trace
-from opentelemetry.instrumentation.dependencies import DependencyConflict, get_dependency_conflicts
+from opentelemetry.instrumentation.dependencies import (
+    DependencyConflict,
+    get_dependency_conflicts,
+)
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.semconv.schemas import Schemas
 
@@ -27,11 +30,12 @@ from .content import ContentPolicy, RedactHook
 from .metrics import RunMetrics
 from .package import _instruments, _instruments_any
 from .patch import Installed, install
+from .state import TrackerConfig
 from .surfaces import SURFACES
-from .tracker import RunTracker, TrackerConfig
+from .tracker import RunTracker
 from .version import __version__
 
-__all__ = ["AzureAgentInstrumentor", "__version__"]
+__all__ = ["AzureAgentInstrumentor", "RedactHook", "__version__"]
 
 _log = logging.getLogger(__name__)
 

@@ -200,6 +200,9 @@ def step_attributes(step: Mapping[str, Any]) -> dict[str, Any]:
     usage = field(step, "usage")
     return without_none(
         {
+            # The GenAI identity makes Application Insights list steps as GenAI dependencies, not InProc.
+            gen_ai.GEN_AI_PROVIDER_NAME: PROVIDER_NAME,
+            gen_ai.GEN_AI_SYSTEM: SYSTEM,
             STEP_ID: text_field(step, "id"),
             STEP_TYPE: text_field(step, "type"),
             STEP_STATUS: text_field(step, "status"),

@@ -16,7 +16,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Mapping, Optional
 
 _log = logging.getLogger(__name__)
 
@@ -46,7 +46,10 @@ class ContentPolicy:
 
     @classmethod
     def resolve(
-        cls, capture_content: Optional[bool] = None, redact: Optional[RedactHook] = None, max_length: Optional[int] = None
+        cls,
+        capture_content: Optional[bool] = None,
+        redact: Optional[RedactHook] = None,
+        max_length: Optional[int] = None,
     ) -> "ContentPolicy":
         """Build the policy from the ``instrument()`` argument and the environment."""
         mode = os.environ.get(CAPTURE_ENV, "").strip().lower()
@@ -81,6 +84,17 @@ class ContentPolicy:
             if text is None:
                 return None
         return truncate(text, self.max_length)
+
+
+    def record(self, span: Any, values: Mapping[str, Optional[str]]) -> None:
+        """Puts already-processed content on ``span``: as attributes and/or as a ``gen_ai.content`` event."""
+        present = {k: v for k, v in values.items() if v is not None}
+        if not present:
+            return
+        if self.on_span:
+            span.set_attributes(present)
+        if self.as_event:
+            span.add_event("gen_ai.content", present)
 
 
 def truncate(text: str, max_length: int) -> str:

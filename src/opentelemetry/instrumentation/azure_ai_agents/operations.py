@@ -14,15 +14,15 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from opentelemetry.context import Context
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from . import attributes as attrs
+from .state import RunState
 from .steps import ObservedPages, StepLister
-from .tracker import RunState, RunTracker
+from .tracker import RunTracker
 
 _log = logging.getLogger(__name__)
 
-#: Set while the instrumentation itself calls the SDK (listing a finished run's steps): wrappers stand aside.
-INTERNAL_CALL: ContextVar[bool] = ContextVar("azure_ai_agents_internal_call", default=False)
 
 #: Set while one of the SDK's polling helpers runs: the runs it creates, to end if the helper raises.
 _PROCESS_SCOPE: ContextVar[Optional[list[RunState]]] = ContextVar("azure_ai_agents_process_scope", default=None)
@@ -95,25 +95,21 @@ class Operation:
         """Lists a finished run's steps through the SDK itself (never raising), then ends the run."""
         steps = None
         if self.steps is not None and tracker.config.list_steps_on_completion:
-            token = INTERNAL_CALL.set(True)
             try:
-                steps = self.steps.list(instance, _thread_of(call, state), state.run_id)
+                with suppress_instrumentation():  # our own call: no spans of ours or of other instrumentations
+                    steps = self.steps.list(instance, _thread_of(call, state), state.run_id)
             except Exception:
                 _log.debug("could not list the steps of run %s", state.run_id, exc_info=True)
-            finally:
-                INTERNAL_CALL.reset(token)
         tracker.finish_run(state, steps)
 
     async def _finish_async(self, tracker: RunTracker, instance: Any, call: Call, state: RunState) -> None:
         steps = None
         if self.steps is not None and tracker.config.list_steps_on_completion:
-            token = INTERNAL_CALL.set(True)
             try:
-                steps = await self.steps.list_async(instance, _thread_of(call, state), state.run_id)
+                with suppress_instrumentation():
+                    steps = await self.steps.list_async(instance, _thread_of(call, state), state.run_id)
             except Exception:
                 _log.debug("could not list the steps of run %s", state.run_id, exc_info=True)
-            finally:
-                INTERNAL_CALL.reset(token)
         tracker.finish_run(state, steps)
 
 

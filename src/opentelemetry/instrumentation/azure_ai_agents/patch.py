@@ -15,7 +15,7 @@ from typing import Any, Callable, Optional
 import wrapt
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
-from .operations import INTERNAL_CALL, Operation
+from .operations import Operation
 from .operations import guarded as _guarded
 from .surfaces import Surface
 from .tracker import RunTracker, attach, detach
@@ -25,7 +25,7 @@ _log = logging.getLogger(__name__)
 
 def sync_wrapper(tracker: RunTracker, operation: Operation) -> Callable[..., Any]:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
-        if INTERNAL_CALL.get() or not is_instrumentation_enabled():
+        if not is_instrumentation_enabled():
             return wrapped(*args, **kwargs)
         call = _guarded(operation.before, tracker, instance, args, kwargs)
         if call is None:
@@ -50,7 +50,7 @@ def sync_wrapper(tracker: RunTracker, operation: Operation) -> Callable[..., Any
 
 def async_wrapper(tracker: RunTracker, operation: Operation) -> Callable[..., Any]:
     async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
-        if INTERNAL_CALL.get() or not is_instrumentation_enabled():
+        if not is_instrumentation_enabled():
             return await wrapped(*args, **kwargs)
         call = _guarded(operation.before, tracker, instance, args, kwargs)
         if call is None:

@@ -13,7 +13,7 @@ from typing import Any, Callable, Optional
 import wrapt
 
 from . import attributes as attrs
-from .tracker import MAX_STEPS_PER_RUN
+from .state import MAX_STEPS_PER_RUN
 
 _log = logging.getLogger(__name__)
 

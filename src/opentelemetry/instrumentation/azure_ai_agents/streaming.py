@@ -29,7 +29,8 @@ from typing import Any, Optional
 
 from . import attributes as attrs
 from .operations import Arg, Call, CreateRun, Operation, SubmitToolOutputs, guarded
-from .tracker import RunState, RunTracker
+from .state import RunState
+from .tracker import RunTracker
 
 _log = logging.getLogger(__name__)
 

@@ -29,7 +29,6 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Optional
 
 from opentelemetry import context as otel_context
@@ -40,72 +39,20 @@ from opentelemetry.semconv.attributes import error_attributes
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from . import attributes as attrs
+from .child_spans import ChildSpans, clamp
 from .content import ContentPolicy
 from .metrics import RunMetrics
+from .state import (
+    MAX_CALLS_PER_RUN,
+    MAX_KNOWN_AGENTS,
+    MAX_STEPS_PER_RUN,
+    LiveTool,
+    PendingCall,
+    RunState,
+    TrackerConfig,
+)
 
 _log = logging.getLogger(__name__)
-
-#: Bounds that keep one pathological run from holding unbounded memory.
-MAX_STEPS_PER_RUN = 256
-MAX_CALLS_PER_RUN = 256
-MAX_KNOWN_AGENTS = 4096
-
-
-@dataclass
-class PendingCall:
-    """A function call the service asked the app to execute (``requires_action``)."""
-
-    name: Optional[str] = None
-    first_seen_ns: Optional[int] = None
-    submitted_ns: Optional[int] = None
-    arguments: Optional[str] = None
-    output: Any = None
-
-
-@dataclass(eq=False)
-class RunState:
-    """Everything known about one run while its span is open (and a little after)."""
-
-    span: Span
-    context: Context
-    start_ns: int
-    agent_id: Optional[str] = None
-    agent_named: bool = False
-    model: Optional[str] = None
-    run_id: Optional[str] = None
-    thread_id: Optional[str] = None
-    status: Optional[str] = None
-    last_seen: float = 0.0
-    end_ns: Optional[int] = None
-    finishing: bool = False
-    error: Optional[tuple[str, Optional[str]]] = None
-    usage: dict[str, Any] = field(default_factory=dict)
-    calls: dict[str, PendingCall] = field(default_factory=dict)
-    steps: dict[str, Mapping[str, Any]] = field(default_factory=dict)
-    emitted: set[str] = field(default_factory=set)  # step and tool-call ids whose spans exist
-    children_emitted: bool = False  # the run ended and its step/tool spans were emitted once
-    first_chunk_s: Optional[float] = None  # streamed runs: seconds from create to the first event
-    awaiting_outputs: bool = False  # requires_action observed and not answered yet
-    driver: Any = None  # the adapter now carrying the run (its newest stream); opaque to the tracker
-
-
-@dataclass(eq=False)
-class LiveTool:
-    """An ``execute_tool`` span open while the SDK runs the app's function."""
-
-    span: Span
-    context: Context
-    info: attrs.ToolCall
-    start_ns: int
-
-
-@dataclass(frozen=True)
-class TrackerConfig:
-    max_open_runs: int = 10_000
-    idle_timeout_s: float = 1800.0
-    list_steps_on_completion: bool = True
-    finished_runs_kept: int = 1024
-
 
 class RunTracker:
     """Folds every observation of a run into that run's trace."""
@@ -114,13 +61,14 @@ class RunTracker:
         self,
         tracer: Tracer,
         content: ContentPolicy,
-        config: TrackerConfig = TrackerConfig(),
+        config: Optional[TrackerConfig] = None,
         metrics: Optional[RunMetrics] = None,
     ) -> None:
         self._tracer = tracer
         self._content = content
-        self.config = config
+        self.config = config or TrackerConfig()
         self._metrics = metrics
+        self._children = ChildSpans(tracer, content, metrics)
         self._lock = threading.Lock()
         self._open: "OrderedDict[str, RunState]" = OrderedDict()  # by run id, least recently active first
         self._call_owner: dict[str, str] = {}  # pending function call id -> run id (open runs only)
@@ -378,7 +326,7 @@ class RunTracker:
         )
         if self._content.enabled:
             arguments = self._content.text("tool.arguments", info.arguments)
-            self._record_content(span, {gen_ai.GEN_AI_TOOL_CALL_ARGUMENTS: arguments})
+            self._content.record(span, {gen_ai.GEN_AI_TOOL_CALL_ARGUMENTS: arguments})
         return LiveTool(span, trace.set_span_in_context(span), info, start_ns)
 
     def end_tool(self, tool: LiveTool, result: Any = None, exc: Optional[BaseException] = None) -> None:
@@ -387,7 +335,7 @@ class RunTracker:
         if exc is not None:
             error_type = _record_exception(tool.span, exc)
         elif self._content.enabled:
-            self._record_content(tool.span, {gen_ai.GEN_AI_TOOL_CALL_RESULT: self._content.text("tool.result", result)})
+            self._content.record(tool.span, {gen_ai.GEN_AI_TOOL_CALL_RESULT: self._content.text("tool.result", result)})
         end_ns = time.time_ns()
         tool.span.end(end_time=end_ns)
         if self._metrics is not None:
@@ -511,122 +459,46 @@ class RunTracker:
             state.steps[step_id] = step
 
     def _emit_children(self, state: RunState) -> None:
-        """Emits the step and tool spans not emitted yet, inside the run's window."""
+        """Emits the step and tool spans not emitted yet, inside the run's window. What to emit is decided
+        under the lock (each step and call id exactly once); the spans are made outside it."""
         with self._lock:
             run_start, run_end = state.start_ns, state.end_ns or time.time_ns()
-            steps = [(sid, s) for sid, s in state.steps.items() if sid not in state.emitted]
-            state.emitted.update(sid for sid, _ in steps)
-            state.children_emitted = True
-        for _step_id, step in sorted(steps, key=lambda item: attrs.int_field(item[1], "created_at") or 0):
-            self._emit_step(state, step, run_start, run_end)
-        # Function calls no listed step accounts for hang directly under the run span.
-        with self._lock:
+            new_steps = [s for sid, s in state.steps.items() if sid not in state.emitted]
+            state.emitted.update(sid for sid in state.steps if sid not in state.emitted)
+            plan = []
+            for step in sorted(new_steps, key=lambda s: attrs.number(attrs.field(s, "created_at")) or 0):
+                calls = []
+                for info in map(attrs.tool_call, attrs.step_tool_calls(step)):
+                    if info.id is not None:
+                        if info.id in state.emitted:
+                            continue
+                        state.emitted.add(info.id)
+                    calls.append((info, state.calls.get(info.id) if info.id else None))
+                plan.append((step, calls))
+            # Function calls no listed step accounts for hang directly under the run span.
             orphans = [(cid, c) for cid, c in state.calls.items() if cid not in state.emitted]
             state.emitted.update(cid for cid, _ in orphans)
+            state.children_emitted = True
+        for step, calls in plan:
+            self._children.step(state.context, state.run_id, step, calls, run_start, run_end)
         for call_id, pending in orphans:
-            start = _clamp(pending.first_seen_ns or run_start, run_start, run_end)
-            end = _clamp(pending.submitted_ns or run_end, start, run_end)
+            start = clamp(pending.first_seen_ns or run_start, run_start, run_end)
+            end = clamp(pending.submitted_ns or run_end, start, run_end)
             info = attrs.ToolCall(call_id, "function", pending.name or "function", pending.arguments, pending.output)
-            self._emit_tool(state.context, info, pending, start, end, None)
-
-    def _emit_step(self, state: RunState, step: Mapping[str, Any], run_start: int, run_end: int) -> None:
-        step_start, step_end = attrs.step_window_ns(step)
-        calls = []
-        for raw in attrs.step_tool_calls(step):
-            info = attrs.tool_call(raw)
-            with self._lock:
-                if info.id is not None and info.id in state.emitted:
-                    continue
-                if info.id is not None:
-                    state.emitted.add(info.id)
-                pending = state.calls.get(info.id) if info.id else None
-            calls.append((info, pending))
-        start = step_start if step_start is not None else run_start
-        end = step_end if step_end is not None else run_end
-        for _info, pending in calls:  # widen the step to hold client-timed function calls
-            if pending is not None and pending.first_seen_ns:
-                start = min(start, pending.first_seen_ns)
-                end = max(end, pending.submitted_ns or pending.first_seen_ns)
-        start = _clamp(start, run_start, run_end)
-        end = _clamp(end, start, run_end)
-        step_type = attrs.text_field(step, "type") or "unknown"
-        step_attrs = attrs.step_attributes(step)
-        if state.run_id:
-            step_attrs[attrs.RUN_ID] = state.run_id
-        span = self._tracer.start_span(
-            f"run_step {step_type}",
-            context=state.context,
-            kind=SpanKind.INTERNAL,
-            attributes=step_attrs,
-            start_time=start,
-        )
-        error = attrs.step_error(step)
-        if error:
-            span.set_attribute(error_attributes.ERROR_TYPE, error[0])
-            span.set_status(Status(StatusCode.ERROR, error[1] or error[0]))
-        step_context = trace.set_span_in_context(span)
-        for info, pending in calls:
-            tool_start, tool_end = start, end
-            if pending is not None and pending.first_seen_ns:
-                tool_start = _clamp(pending.first_seen_ns, start, end)
-                tool_end = _clamp(pending.submitted_ns or end, tool_start, end)
-            self._emit_tool(step_context, info, pending, tool_start, tool_end, error)
-        span.end(end_time=end)
-
-    def _emit_tool(
-        self,
-        parent: Context,
-        info: attrs.ToolCall,
-        pending: Optional[PendingCall],
-        start: int,
-        end: int,
-        error: Optional[tuple[str, Optional[str]]],
-    ) -> None:
-        span = self._tracer.start_span(
-            f"execute_tool {info.name}",
-            context=parent,
-            kind=SpanKind.INTERNAL,
-            attributes=info.attributes(),
-            start_time=start,
-        )
-        if self._content.enabled:
-            arguments = info.arguments if info.arguments is not None else (pending.arguments if pending else None)
-            result = info.result if info.result is not None else (pending.output if pending else None)
-            self._record_content(
-                span,
-                {
-                    gen_ai.GEN_AI_TOOL_CALL_ARGUMENTS: self._content.text("tool.arguments", arguments),
-                    gen_ai.GEN_AI_TOOL_CALL_RESULT: self._content.text("tool.result", result),
-                },
-            )
-        if error:
-            span.set_attribute(error_attributes.ERROR_TYPE, error[0])
-            span.set_status(Status(StatusCode.ERROR, error[1] or error[0]))
-        span.end(end_time=end)
-        if self._metrics is not None:
-            self._metrics.record_tool((end - start) / 1e9, info.name, info.semconv_type, error[0] if error else None)
+            self._children.tool(state.context, info, pending, start, end, None)
 
     def _record_request_content(self, span: Span, request: Mapping[str, Any]) -> None:
         if not self._content.enabled:
             return
         instructions = attrs.instructions_parts(request.get("instructions"), request.get("additional_instructions"))
         messages = attrs.input_messages(request.get("additional_messages") or request.get("thread_messages"))
-        self._record_content(
+        self._content.record(
             span,
             {
                 gen_ai.GEN_AI_SYSTEM_INSTRUCTIONS: self._content.text("system_instructions", instructions),
                 gen_ai.GEN_AI_INPUT_MESSAGES: self._content.text("input.messages", messages),
             },
         )
-
-    def _record_content(self, span: Span, values: Mapping[str, Optional[str]]) -> None:
-        present = attrs.without_none(values)
-        if not present:
-            return
-        if self._content.on_span:
-            span.set_attributes(present)
-        if self._content.as_event:
-            span.add_event("gen_ai.content", present)
 
 
 def _record_exception(span: Span, exc: BaseException) -> str:
@@ -640,10 +512,6 @@ def _record_exception(span: Span, exc: BaseException) -> str:
 
 def _run_span_name(agent_name: Optional[str]) -> str:
     return f"{attrs.INVOKE_AGENT} {agent_name}" if agent_name else attrs.INVOKE_AGENT
-
-
-def _clamp(value: int, low: int, high: int) -> int:
-    return low if value < low else high if value > high else value
 
 
 def attach(ctx: Optional[Context]) -> Optional[object]:
