@@ -108,7 +108,7 @@ def test_run_renders_as_genai_dependencies_with_one_operation_id(emulator, instr
         assert base_data(envelope)["name"] == span.name
         if span.parent is not None:  # the tree survives: parentId is the parent span's id
             assert envelope["tags"]["ai.operation.parentId"] == format(span.parent.span_id, "016x"), span.name
-        if span.name.startswith(("invoke_agent", "execute_tool")):
+        if span.name.startswith(("invoke_agent", "run_step", "execute_tool")):
             assert base_data(envelope)["type"] == GENAI, span.name
     [tool] = [dependencies[i] for i, s in by_span.items() if s.name.startswith("execute_tool")]
     assert base_data(tool)["properties"]["gen_ai.tool.name"] == "get_weather"
