@@ -261,3 +261,20 @@ def test_malformed_stream_events_never_break_the_app(emulator, instrument):
     for span in telemetry.spans:
         for value in span.attributes.values():
             assert isinstance(value, (str, bool, int, float, tuple))
+
+
+@pytest.mark.parametrize("hidden, agent", [("azure.ai.agents", "legacy-agent"), ("azure.ai.projects", "current-agent")])
+def test_instrument_works_with_only_one_sdk_generation_installed(hidden, agent):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    app = Path(__file__).parent / "apps" / "one_sdk_app.py"
+    done = subprocess.run([sys.executable, str(app), hidden], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert hidden not in report["loaded"]
+    assert report["status"].endswith("COMPLETED")
+    assert f"invoke_agent {agent}" in report["spans"]
+    assert any(name.startswith("execute_tool") for name in report["spans"])
