@@ -22,16 +22,14 @@ Only the standard library is used; the server listens on 127.0.0.1 (ephemeral po
 from __future__ import annotations
 
 import copy
-import functools
-import gzip
 import json
-import threading
 import time
 import zlib
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Iterable, Optional, Sequence, Union
 from urllib.parse import urlsplit
+
+from .local_server import LocalHandler, LocalHttpServer, decode_content
 
 __all__ = ["AppInsightsReceiver", "TrackRequest", "DEFAULT_IKEY", "TRACK_PATHS"]
 
@@ -77,61 +75,88 @@ class _Partial:
     message: str
 
 
-class AppInsightsReceiver:
+class _Handler(LocalHandler):
+    owner: AppInsightsReceiver
+
+    def _read_body(self) -> bytes:
+        """Also accepts ``Transfer-Encoding: chunked`` bodies."""
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    self.rfile.readline()
+                    break
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            return b"".join(chunks)
+        return super()._read_body()
+
+    def _reply(self, status: int, body: Any, headers: Optional[dict[str, str]] = None) -> None:
+        data = b"" if body is None else json.dumps(body).encode()
+        self._send(status, data, "application/json; charset=utf-8", headers)
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server naming
+        owner = self.owner
+        received = time.monotonic()
+        raw = self._read_body()
+        path = urlsplit(self.path).path
+        encoding = self.headers.get("Content-Encoding") or ""
+        record = TrackRequest("POST", path, received, encoding.lower(), 0)
+        if path.rstrip("/") not in TRACK_PATHS:
+            record.status = 404
+            owner._record(record)
+            self._reply(404, {"error": f"no route for POST {path}"})
+            return
+        try:
+            items = _parse_items(decode_content(raw, encoding))
+        except (ValueError, OSError, EOFError, zlib.error) as exc:
+            record.status = 400
+            owner._record(record)
+            self._reply(400, {"itemsReceived": 0, "itemsAccepted": 0, "errors": [{"index": 0, "statusCode": 400,
+                                                                                   "message": str(exc)}]})
+            return
+        record.item_count = len(items)
+        owner._pause()
+        fault = owner._take_fault()
+        if fault is not None:
+            record.status, record.injected = fault.status, True
+            owner._record(record)
+            if fault.status == 0:
+                self.close_connection = True  # no answer at all
+                return
+            body = fault.body
+            if body is None:
+                body = {
+                    "itemsReceived": len(items),
+                    "itemsAccepted": 0,
+                    "errors": [{"index": i, "statusCode": fault.status, "message": "Injected fault"}
+                               for i in range(len(items))],
+                }
+            self._reply(fault.status, body, fault.headers)
+            return
+        status, body, accepted = owner._track(items)
+        record.status, record.accepted, record.errors = status, len(accepted), list(body["errors"])
+        owner._record(record, accepted)
+        self._reply(status, body)
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._reply(404, {"error": "only POST /v2.1/track is served"})
+
+
+class AppInsightsReceiver(LocalHttpServer):
     """Breeze-compatible ``/v2.1/track`` endpoint on 127.0.0.1 (ephemeral port), served by a daemon thread."""
 
+    handler_class = _Handler
+    thread_name = "appinsights-receiver"
+
     def __init__(self, instrumentation_key: str = DEFAULT_IKEY, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(host=host, port=port)
         self.instrumentation_key = instrumentation_key
-        self.delay = 0.0  #: seconds added before every response (slow ingestion)
-        self._address = (host, port)
-        self._lock = threading.Lock()
-        self._changed = threading.Condition(self._lock)
-        self._stopping = threading.Event()
         self._faults: list[_Fault] = []
         self._partials: list[_Partial] = []
         self._requests: list[TrackRequest] = []
         self._envelopes: list[dict[str, Any]] = []
-        self._generation = 0
-        self._httpd: Optional[ThreadingHTTPServer] = None
-        self._thread: Optional[threading.Thread] = None
-
-    # -- lifecycle ------------------------------------------------------------------------------------------
-    def start(self) -> "AppInsightsReceiver":
-        receiver = self
-
-        class Handler(_Handler):
-            owner = receiver
-
-        self._httpd = ThreadingHTTPServer(self._address, Handler)
-        self._httpd.daemon_threads = True
-        self._httpd.block_on_close = False
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="appinsights-receiver", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-
-    def __enter__(self) -> "AppInsightsReceiver":
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        assert self._httpd is not None, "receiver not started"
-        return int(self._httpd.server_address[1])
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     @property
     def connection_string(self) -> str:
@@ -164,8 +189,7 @@ class AppInsightsReceiver:
             self._partials.clear()
             self._requests.clear()
             self._envelopes.clear()
-            self._generation += 1
-            self._changed.notify_all()
+            self._notify()
 
     # -- what was received ----------------------------------------------------------------------------------
     @property
@@ -193,23 +217,6 @@ class AppInsightsReceiver:
 
     def genai_dependencies(self) -> list[dict[str, Any]]:
         return self.dependencies(type_prefix="GenAI | ")
-
-    def wait_for(self, predicate: Callable[["AppInsightsReceiver"], bool], timeout: float = 5.0) -> bool:
-        """Wait until ``predicate(receiver)`` holds (re-checked after every request); False on timeout."""
-        end = time.monotonic() + timeout
-        while True:
-            with self._lock:
-                generation = self._generation
-            if predicate(self):
-                return True
-            remaining = end - time.monotonic()
-            if remaining <= 0:
-                return False
-            with self._changed:
-                self._changed.wait_for(functools.partial(self._changed_since, generation), remaining)
-
-    def _changed_since(self, generation: int) -> bool:
-        return self._generation != generation
 
     def wait_for_envelopes(
         self, condition: Union[int, Callable[[list[dict[str, Any]]], bool]], timeout: float = 5.0
@@ -249,8 +256,7 @@ class AppInsightsReceiver:
         with self._changed:
             self._requests.append(request)
             self._envelopes.extend(accepted)
-            self._generation += 1
-            self._changed.notify_all()
+            self._notify()
 
     def _track(self, items: list[Any]) -> tuple[int, dict[str, Any], list[dict[str, Any]]]:
         """Validates and (partially) accepts ``items``; returns (status, body, accepted envelopes)."""
@@ -310,20 +316,6 @@ def _envelope_problem(item: Any) -> Optional[str]:
     return None
 
 
-def _decode(raw: bytes, encoding: str) -> bytes:
-    encoding = encoding.strip().lower()
-    if encoding in ("gzip", "x-gzip"):
-        return gzip.decompress(raw)
-    if encoding == "deflate":
-        try:
-            return zlib.decompress(raw)
-        except zlib.error:
-            return zlib.decompress(raw, -zlib.MAX_WBITS)
-    if encoding in ("", "identity"):
-        return raw
-    raise ValueError(f"unsupported Content-Encoding {encoding!r}")
-
-
 def _parse_items(text: bytes) -> list[Any]:
     """A JSON array (what the Python exporter sends) or newline-delimited JSON (``application/x-json-stream``)."""
     stripped = text.strip()
@@ -334,88 +326,6 @@ def _parse_items(text: bytes) -> list[Any]:
     except ValueError:
         return [json.loads(line) for line in stripped.splitlines() if line.strip()]
     return value if isinstance(value, list) else [value]
-
-
-class _Handler(BaseHTTPRequestHandler):
-    owner: AppInsightsReceiver
-    protocol_version = "HTTP/1.1"
-    timeout = 30
-    disable_nagle_algorithm = True
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence stderr access logs
-        pass
-
-    def _read_body(self) -> bytes:
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            chunks = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    self.rfile.readline()
-                    break
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-            return b"".join(chunks)
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
-
-    def _reply(self, status: int, body: Any, headers: Optional[dict[str, str]] = None) -> None:
-        data = b"" if body is None else json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server naming
-        owner = self.owner
-        received = time.monotonic()
-        raw = self._read_body()
-        path = urlsplit(self.path).path
-        encoding = self.headers.get("Content-Encoding") or ""
-        record = TrackRequest("POST", path, received, encoding.lower(), 0)
-        if path.rstrip("/") not in TRACK_PATHS:
-            record.status = 404
-            owner._record(record)
-            self._reply(404, {"error": f"no route for POST {path}"})
-            return
-        try:
-            items = _parse_items(_decode(raw, encoding))
-        except (ValueError, OSError, EOFError, zlib.error) as exc:
-            record.status = 400
-            owner._record(record)
-            self._reply(400, {"itemsReceived": 0, "itemsAccepted": 0, "errors": [{"index": 0, "statusCode": 400,
-                                                                                   "message": str(exc)}]})
-            return
-        record.item_count = len(items)
-        if owner.delay > 0:
-            owner._stopping.wait(owner.delay)
-        fault = owner._take_fault()
-        if fault is not None:
-            record.status, record.injected = fault.status, True
-            owner._record(record)
-            if fault.status == 0:
-                self.close_connection = True  # no answer at all
-                return
-            body = fault.body
-            if body is None:
-                body = {
-                    "itemsReceived": len(items),
-                    "itemsAccepted": 0,
-                    "errors": [{"index": i, "statusCode": fault.status, "message": "Injected fault"}
-                               for i in range(len(items))],
-                }
-            self._reply(fault.status, body, fault.headers)
-            return
-        status, body, accepted = owner._track(items)
-        record.status, record.accepted, record.errors = status, len(accepted), list(body["errors"])
-        owner._record(record, accepted)
-        self._reply(status, body)
-
-    def do_GET(self) -> None:  # noqa: N802
-        self._reply(404, {"error": "only POST /v2.1/track is served"})
 
 
 def _main(argv: Optional[list[str]] = None) -> None:

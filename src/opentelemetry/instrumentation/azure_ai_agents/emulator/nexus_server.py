@@ -20,14 +20,14 @@ import copy
 import json
 import re
 import secrets
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 from urllib.parse import parse_qs, urlsplit
+
+from .local_server import LocalHandler, LocalHttpServer
 
 __all__ = ["NexusServer", "RequestRecord", "ROUTES"]
 
@@ -98,8 +98,51 @@ def _duration_ms(started: str, ended: Optional[str]) -> Optional[int]:
     return int((end - start).total_seconds() * 1000)
 
 
-class NexusServer:
+def _route(method: str, path: str) -> Optional[str]:
+    match = _PATH.match(urlsplit(path).path)
+    if match is None:
+        return None
+    if match.group("id") is None:
+        return f"{method} /api/v1/traces"
+    return f"{method} /api/v1/traces/{{id}}/spans" if match.group("spans") else f"{method} /api/v1/traces/{{id}}"
+
+
+class _Handler(LocalHandler):
+    owner: NexusServer
+
+    def _serve(self) -> None:
+        server = self.owner
+        received = time.monotonic()
+        raw = self._read_body()
+        route = _route(self.command, self.path)
+        try:
+            body: Any = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw.decode("utf-8", "replace")
+        record = RequestRecord(self.command, self.path, route, received, body)
+        server._pause()
+        fault = server._take_fault(route)
+        if fault is None or fault.after_processing:
+            reply = server._handle(self.command, self.path, self.headers, raw)
+        if fault is not None:
+            reply = _Reply(fault.status, fault.body, fault.headers)
+            record.injected = True
+        record.status = reply.status
+        server._record(record)
+        if reply.status == 0:
+            self.close_connection = True  # drop the connection: the client gets no answer at all
+            return
+        data = b"" if reply.body is None else json.dumps(reply.body).encode()
+        self._send(reply.status, data, "application/json", reply.headers)
+
+    do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
+
+
+class NexusServer(LocalHttpServer):
     """The Nexus v1 ingestion API on 127.0.0.1 (ephemeral port), served by a daemon thread."""
+
+    handler_class = _Handler
+    thread_name = "nexus-emulator"
 
     def __init__(
         self,
@@ -111,60 +154,15 @@ class NexusServer:
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
+        super().__init__(host=host, port=port)
         self.api_key = api_key or new_api_key()
         self.plan = plan
         self.monthly_limit = monthly_limit
         self.strict_parents = strict_parents
-        self.delay = 0.0  #: seconds added before every response (slow server)
-        self._address = (host, port)
-        self._lock = threading.Lock()
-        self._changed = threading.Condition(self._lock)
-        self._stopping = threading.Event()
         self._faults: list[tuple[str, _Fault]] = []
         self._requests: list[RequestRecord] = []
-        self._generation = 0  # bumped after every request, for wait_for
         self._traces: dict[str, dict[str, Any]] = {}
         self._agents: list[str] = []
-        self._httpd: Optional[ThreadingHTTPServer] = None
-        self._thread: Optional[threading.Thread] = None
-
-    # -- lifecycle ------------------------------------------------------------------------------------------
-    def start(self) -> "NexusServer":
-        server = self
-
-        class Handler(_Handler):
-            nexus = server
-
-        self._httpd = ThreadingHTTPServer(self._address, Handler)
-        self._httpd.daemon_threads = True
-        self._httpd.block_on_close = False
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="nexus-emulator", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-
-    def __enter__(self) -> "NexusServer":
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        assert self._httpd is not None, "server not started"
-        return self._httpd.server_address[1]
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     # -- test hooks -----------------------------------------------------------------------------------------
     def fail_next(
@@ -230,20 +228,6 @@ class NexusServer:
         with self._lock:
             return copy.deepcopy(list(self._traces.values()))
 
-    def wait_for(self, predicate: Callable[["NexusServer"], bool], timeout: float = 5.0) -> bool:
-        """Wait until ``predicate(server)`` holds (re-checked after every request); False on timeout."""
-        end = time.monotonic() + timeout
-        while True:
-            with self._lock:
-                generation = self._generation
-            if predicate(self):
-                return True
-            remaining = end - time.monotonic()
-            if remaining <= 0:
-                return False
-            with self._changed:
-                self._changed.wait_for(lambda seen=generation: self._generation != seen, remaining)
-
     def wait_for_traces(self, n: int, timeout: float = 5.0, *, with_spans: Optional[int] = None) -> bool:
         def ready(server: NexusServer) -> bool:
             traces = server.traces
@@ -265,8 +249,7 @@ class NexusServer:
     def _record(self, record: RequestRecord) -> None:
         with self._changed:
             self._requests.append(record)
-            self._generation += 1
-            self._changed.notify_all()
+            self._notify()
 
     def _handle(self, method: str, path: str, headers: Any, raw: bytes) -> _Reply:
         """Dispatch like the Hono router: auth first, then the route's own checks in the Worker's order."""
@@ -487,57 +470,3 @@ class NexusServer:
             return _Reply(404, {"error": "Trace not found"})
         spans = sorted(trace["spans"], key=lambda s: s["started_at"])
         return _Reply(200, {**self._summary(trace), "spans": copy.deepcopy(spans)})
-
-
-class _Handler(BaseHTTPRequestHandler):
-    nexus: NexusServer
-    protocol_version = "HTTP/1.1"  # keep-alive, like the real service
-    timeout = 30  # idle keep-alive connections do not pin a thread forever
-    disable_nagle_algorithm = True  # headers and body are two writes: avoid the 40 ms delayed-ACK stall
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence stderr access logs
-        pass
-
-    def _serve(self) -> None:
-        server = self.nexus
-        received = time.monotonic()
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length > 0 else b""
-        route = _route(self.command, self.path)
-        try:
-            body: Any = json.loads(raw) if raw else None
-        except ValueError:
-            body = raw.decode("utf-8", "replace")
-        record = RequestRecord(self.command, self.path, route, received, body)
-        if server.delay > 0:
-            server._stopping.wait(server.delay)
-        fault = server._take_fault(route)
-        if fault is None or fault.after_processing:
-            reply = server._handle(self.command, self.path, self.headers, raw)
-        if fault is not None:
-            reply = _Reply(fault.status, fault.body, fault.headers)
-            record.injected = True
-        record.status = reply.status
-        server._record(record)
-        if reply.status == 0:
-            self.close_connection = True  # drop the connection: the client gets no answer at all
-            return
-        data = b"" if reply.body is None else json.dumps(reply.body).encode()
-        self.send_response(reply.status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in reply.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
-
-    do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
-
-
-def _route(method: str, path: str) -> Optional[str]:
-    match = _PATH.match(urlsplit(path).path)
-    if match is None:
-        return None
-    if match.group("id") is None:
-        return f"{method} /api/v1/traces"
-    return f"{method} /api/v1/traces/{{id}}/spans" if match.group("spans") else f"{method} /api/v1/traces/{{id}}"

@@ -17,13 +17,8 @@ Test hooks: :meth:`fail_next` (an HTTP status, or a gRPC status code name such a
 
 from __future__ import annotations
 
-import functools
-import gzip
-import threading
 import time
-import zlib
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Optional, Union
 from urllib.parse import urlsplit
 
@@ -32,6 +27,8 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
+
+from .local_server import LocalHandler, LocalHttpServer, Startable, Waitable, decode_content
 
 __all__ = ["OtlpHttpReceiver", "OtlpGrpcReceiver", "ReceivedSpan", "OtlpRequest", "any_value"]
 
@@ -139,20 +136,18 @@ def _log_count(request: logs_service_pb2.ExportLogsServiceRequest) -> int:
     return sum(len(sl.log_records) for rl in request.resource_logs for sl in rl.scope_logs)
 
 
-class _OtlpStore:
-    """What a receiver got, and the waiting/fault machinery shared by both transports."""
+class _OtlpStore(Waitable):
+    """What a receiver got, and the fault machinery shared by both transports (``wait_for``: :class:`Waitable`)."""
 
     transport = ""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._changed = threading.Condition(self._lock)
+        super().__init__()
         self._faults: list[_Fault] = []
         self._requests: list[OtlpRequest] = []
         self._spans: list[ReceivedSpan] = []
         self._metric_requests: list[metrics_service_pb2.ExportMetricsServiceRequest] = []
         self._log_requests: list[logs_service_pb2.ExportLogsServiceRequest] = []
-        self._generation = 0
 
     # -- test hooks -----------------------------------------------------------------------------------------
     def fail_next(self, status: Union[int, str], count: int = 1, signal: Optional[str] = TRACES) -> None:
@@ -170,8 +165,7 @@ class _OtlpStore:
             self._spans.clear()
             self._metric_requests.clear()
             self._log_requests.clear()
-            self._generation += 1
-            self._changed.notify_all()
+            self._notify()
 
     # -- what was received ----------------------------------------------------------------------------------
     @property
@@ -203,23 +197,6 @@ class _OtlpStore:
     def log_requests(self) -> list[logs_service_pb2.ExportLogsServiceRequest]:
         with self._lock:
             return list(self._log_requests)
-
-    def wait_for(self, predicate: Callable[[Any], bool], timeout: float = 5.0) -> bool:
-        """Wait until ``predicate(receiver)`` holds (re-checked after every request); False on timeout."""
-        end = time.monotonic() + timeout
-        while True:
-            with self._lock:
-                generation = self._generation
-            if predicate(self):
-                return True
-            remaining = end - time.monotonic()
-            if remaining <= 0:
-                return False
-            with self._changed:
-                self._changed.wait_for(functools.partial(self._changed_since, generation), remaining)
-
-    def _changed_since(self, generation: int) -> bool:
-        return self._generation != generation
 
     def wait_for_spans(self, condition: Union[int, Callable[[list[ReceivedSpan]], bool]], timeout: float = 5.0) -> bool:
         """Wait for ``n`` spans, or until ``condition(spans)`` holds."""
@@ -256,100 +233,19 @@ class _OtlpStore:
                 record.items = _log_count(message)
                 self._log_requests.append(message)
             self._requests.append(record)
-            self._generation += 1
-            self._changed.notify_all()
+            self._notify()
 
 
 # ---- OTLP/HTTP ---------------------------------------------------------------------------------------------
-class OtlpHttpReceiver(_OtlpStore):
-    """OTLP/HTTP (protobuf) on 127.0.0.1, ephemeral port, served by a daemon thread."""
-
-    transport = "http"
-
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
-        super().__init__()
-        self.delay = 0.0  #: seconds added before every response
-        self._address = (host, port)
-        self._stopping = threading.Event()
-        self._httpd: Optional[ThreadingHTTPServer] = None
-
-    def start(self) -> "OtlpHttpReceiver":
-        receiver = self
-
-        class Handler(_HttpHandler):
-            owner = receiver
-
-        self._httpd = ThreadingHTTPServer(self._address, Handler)
-        self._httpd.daemon_threads = True
-        self._httpd.block_on_close = False
-        threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="otlp-http-receiver", daemon=True
-        ).start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-
-    def __enter__(self) -> "OtlpHttpReceiver":
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        assert self._httpd is not None, "receiver not started"
-        return int(self._httpd.server_address[1])
-
-    @property
-    def endpoint(self) -> str:
-        """Base URL for ``OTEL_EXPORTER_OTLP_ENDPOINT`` (the exporter appends ``/v1/traces``)."""
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def traces_endpoint(self) -> str:
-        """Full URL for ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` (used as is)."""
-        return self.endpoint + "/v1/traces"
-
-
-def _decode(raw: bytes, encoding: str) -> bytes:
-    encoding = encoding.strip().lower()
-    if encoding in ("gzip", "x-gzip"):
-        return gzip.decompress(raw)
-    if encoding == "deflate":
-        try:
-            return zlib.decompress(raw)
-        except zlib.error:
-            return zlib.decompress(raw, -zlib.MAX_WBITS)
-    if encoding in ("", "identity"):
-        return raw
-    raise ValueError(f"unsupported Content-Encoding {encoding!r}")
-
-
-class _HttpHandler(BaseHTTPRequestHandler):
+class _HttpHandler(LocalHandler):
     owner: OtlpHttpReceiver
-    protocol_version = "HTTP/1.1"
-    timeout = 30
-    disable_nagle_algorithm = True
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence stderr access logs
-        pass
 
     def _reply(self, status: int, data: bytes, content_type: str = "application/x-protobuf") -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self._send(status, data, content_type)
 
     def do_POST(self) -> None:  # noqa: N802 - http.server naming
         owner = self.owner
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length > 0 else b""
+        raw = self._read_body()
         encoding = (self.headers.get("Content-Encoding") or "").lower()
         signal = _HTTP_PATHS.get(urlsplit(self.path).path.rstrip("/"), "")
         record = OtlpRequest(signal, "http", time.monotonic(), encoding)
@@ -367,14 +263,13 @@ class _HttpHandler(BaseHTTPRequestHandler):
             return
         request_type, response_type = _MESSAGES[signal]
         try:
-            message = request_type.FromString(_decode(raw, encoding))
+            message = request_type.FromString(decode_content(raw, encoding))
         except Exception as exc:  # noqa: BLE001 - any decoding problem is the client's
             record.status = 400
             owner._store(record)
             self._reply(400, f"cannot decode the request: {exc}".encode(), "text/plain")
             return
-        if owner.delay > 0:
-            owner._stopping.wait(owner.delay)
+        owner._pause()
         fault = owner._take_fault(signal)
         if fault is not None:
             record.status, record.injected = fault.status, True
@@ -389,8 +284,26 @@ class _HttpHandler(BaseHTTPRequestHandler):
         self._reply(200, response_type().SerializeToString())
 
 
+class OtlpHttpReceiver(LocalHttpServer, _OtlpStore):
+    """OTLP/HTTP (protobuf) on 127.0.0.1, ephemeral port, served by a daemon thread."""
+
+    handler_class = _HttpHandler
+    thread_name = "otlp-http-receiver"
+    transport = "http"
+
+    @property
+    def endpoint(self) -> str:
+        """Base URL for ``OTEL_EXPORTER_OTLP_ENDPOINT`` (the exporter appends ``/v1/traces``)."""
+        return self.url
+
+    @property
+    def traces_endpoint(self) -> str:
+        """Full URL for ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` (used as is)."""
+        return self.endpoint + "/v1/traces"
+
+
 # ---- OTLP/gRPC ---------------------------------------------------------------------------------------------
-class OtlpGrpcReceiver(_OtlpStore):
+class OtlpGrpcReceiver(_OtlpStore, Startable):
     """OTLP/gRPC (insecure) on 127.0.0.1, ephemeral port; needs ``grpcio``."""
 
     transport = "grpc"
@@ -453,12 +366,6 @@ class OtlpGrpcReceiver(_OtlpStore):
         if self._server is not None:
             self._server.stop(grace=None).wait(5)
             self._server = None
-
-    def __enter__(self) -> "OtlpGrpcReceiver":
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
 
     @property
     def port(self) -> int:

@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Optional
 from urllib.parse import parse_qsl, urlsplit
 
+from .local_server import Startable
 from .service import AgentsService
 
 
@@ -92,7 +93,7 @@ class _Server(ThreadingHTTPServer):
                 pass
 
 
-class AgentsEmulator:
+class AgentsEmulator(Startable):
     """An emulated Azure AI Agents service on ``http://127.0.0.1:<port>``.
 
     Use as a context manager or call :meth:`start` / :meth:`stop`. Keyword arguments not listed are
@@ -152,12 +153,6 @@ class AgentsEmulator:
                 self._thread.join(timeout=0.5)
         finally:
             self.stop()
-
-    def __enter__(self) -> "AgentsEmulator":
-        return self.start()
-
-    def __exit__(self, *args: Any) -> None:
-        self.stop()
 
     # -- addresses
 
