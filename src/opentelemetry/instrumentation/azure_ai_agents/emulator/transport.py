@@ -204,4 +204,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["InProcessTransport", "AsyncInProcessTransport"]
+__all__ = ["InProcessTransport", "AsyncInProcessTransport"]  # noqa: F822 - built by __getattr__ on first access
