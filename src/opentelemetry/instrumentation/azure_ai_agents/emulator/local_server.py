@@ -9,6 +9,7 @@
   request threads, served from a daemon thread; ``start``/``stop``, context manager, ``port``, ``url``
   and ``delay`` (seconds added before every response; cut short by ``stop``).
 * :class:`LocalHandler`: the request handler base; a server's handler reaches it as ``self.owner``.
+* :func:`decode_content`: a request body decoded per its ``Content-Encoding`` (gzip, deflate, identity).
 
 A receiver subclasses :class:`LocalHttpServer`, sets ``handler_class`` (a :class:`LocalHandler` subclass)
 and ``thread_name``, and keeps only its protocol. Only the standard library is used.
