@@ -9,6 +9,7 @@ plain dict alike. Nothing here trusts the payload's types: malformed values are 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Optional
 from urllib.parse import urlsplit
@@ -72,22 +73,41 @@ def field(obj: Any, key: str) -> Any:
     return None
 
 
+#: Service strings (ids, names, types, codes, messages) reach span names and attributes: they are cut here.
+MAX_TEXT = 512
+_INT64 = 2**63 - 1
+
+
+def bounded(value: Any) -> Optional[str]:
+    """A non-empty string, cut to :data:`MAX_TEXT` characters; anything else is None."""
+    if not isinstance(value, str) or not value:
+        return None
+    return value if len(value) <= MAX_TEXT else value[: MAX_TEXT - 1] + "…"
+
+
 def text_field(obj: Any, key: str) -> Optional[str]:
-    value = field(obj, key)
-    return value if isinstance(value, str) and value else None
+    return bounded(field(obj, key))
 
 
 def int_field(obj: Any, key: str) -> Optional[int]:
+    """An integer attribute value: finite, within int64 (what exporters can encode), else None."""
     value = field(obj, key)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return int(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    result = int(value)
+    return result if -_INT64 <= result <= _INT64 else None
 
 
 def number(value: Any) -> Optional[float]:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return float(value)
+    try:
+        result = float(value)
+    except OverflowError:
+        return None
+    return result if math.isfinite(result) else None
 
 
 def seconds_to_ns(value: Any) -> Optional[int]:
@@ -356,8 +376,10 @@ def _first(primary: Mapping[str, Any], fallback: Mapping[str, Any], keys: Iterab
 
 
 def _str(value: Any) -> Optional[str]:
-    return value if isinstance(value, str) and value else None
+    return bounded(value)
 
 
 def _int(value: Any) -> Optional[int]:
-    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
+    if isinstance(value, int) and not isinstance(value, bool) and -_INT64 <= value <= _INT64:
+        return value
+    return None

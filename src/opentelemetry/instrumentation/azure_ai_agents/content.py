@@ -78,10 +78,13 @@ class ContentPolicy:
         if self.redact is not None:
             try:
                 text = self.redact(kind, text)
-            except Exception:  # a faulty hook must not leak the unredacted value
-                _log.warning("content redaction hook failed; dropping the %s value", kind, exc_info=True)
+            except Exception as exc:  # a faulty hook must not leak the unredacted value: not even via the log
+                _log.warning("content redaction hook raised %s; dropping the %s value", type(exc).__name__, kind)
                 return None
-            if text is None:
+            if not isinstance(text, str):
+                if text is not None:
+                    kind_of = type(text).__name__
+                    _log.warning("content redaction hook returned %s, not str; dropping the %s value", kind_of, kind)
                 return None
         return truncate(text, self.max_length)
 

@@ -21,6 +21,9 @@ MAX_PAGES = 10
 PAGE_SIZE = 100
 
 Observer = Callable[[list], None]
+#: Our own listing runs inside the app's completing call: a failing steps endpoint must cost one request, not
+#: the client's whole retry policy and its backoff.
+NO_RETRY = {"retry_total": 0}
 _Items = list  # ``list`` inside the listers' class bodies names their method
 
 
@@ -50,7 +53,7 @@ class PagedStepLister(StepLister):
 
     def list(self, instance: Any, thread_id: Optional[str], run_id: Optional[str]) -> _Items:
         items = []
-        for item in getattr(self._operations(instance), self._method)(thread_id=thread_id, run_id=run_id):
+        for item in getattr(self._operations(instance), self._method)(thread_id=thread_id, run_id=run_id, **NO_RETRY):
             items.append(item)
             if len(items) >= MAX_STEPS_PER_RUN:
                 break
@@ -58,7 +61,8 @@ class PagedStepLister(StepLister):
 
     async def list_async(self, instance: Any, thread_id: Optional[str], run_id: Optional[str]) -> _Items:
         items = []
-        async for item in getattr(self._operations(instance), self._method)(thread_id=thread_id, run_id=run_id):
+        listing = getattr(self._operations(instance), self._method)(thread_id=thread_id, run_id=run_id, **NO_RETRY)
+        async for item in listing:
             items.append(item)
             if len(items) >= MAX_STEPS_PER_RUN:
                 break
@@ -75,7 +79,7 @@ class PageModelStepLister(StepLister):
         items: list = []
         after = None
         for _ in range(MAX_PAGES):
-            page = getattr(instance, self._method)(thread_id, run_id, limit=PAGE_SIZE, **_after(after))
+            page = getattr(instance, self._method)(thread_id, run_id, limit=PAGE_SIZE, **NO_RETRY, **_after(after))
             after = _collect(page, items)
             if after is None:
                 break
@@ -85,7 +89,8 @@ class PageModelStepLister(StepLister):
         items: list = []
         after = None
         for _ in range(MAX_PAGES):
-            page = await getattr(instance, self._method)(thread_id, run_id, limit=PAGE_SIZE, **_after(after))
+            list_page = getattr(instance, self._method)
+            page = await list_page(thread_id, run_id, limit=PAGE_SIZE, **NO_RETRY, **_after(after))
             after = _collect(page, items)
             if after is None:
                 break
