@@ -267,14 +267,6 @@ def test_an_outage_mid_run_then_recovery_gives_one_complete_trace(instrument):
     check_function_call_trace(telemetry, service, run)
 
 
-STEP_LISTING_RETRIES = (
-    "core bug: the instrumentation's own step listing (steps.py) uses the app's retry policy, so a failing steps "
-    "endpoint delays the app's completing poll by all retries and their backoff (~4.8 s with azure-core's "
-    "defaults); fix: pass retry_total=0 to the internal list calls (see report)"
-)
-
-
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=STEP_LISTING_RETRIES)
 @pytest.mark.parametrize("surface", ["agents", "agents async", "projects"])
 def test_a_failing_step_listing_when_the_run_ends_costs_the_app_at_most_one_retry(own_emulator, instrument, surface):
     """The steps endpoint answers 503 when the run completes: the app's poll still returns the completed run,
