@@ -164,6 +164,25 @@ class ServerProcess:
             self._process.kill()
 
 
+class _InProcess:
+    """The same interface as :class:`ServerProcess`, serving from a thread of this process (for comparison:
+    the server then competes with the exporter for the GIL)."""
+
+    def __init__(self, factory: Callable[[], Any], describe: Callable[[Any], Any], report: Callable[[Any], Any]) -> None:
+        self._server = factory()
+        self._describe, self._report = describe, report
+
+    def __enter__(self) -> Any:
+        self._server.__enter__()
+        return self._describe(self._server)
+
+    def report(self) -> Any:
+        return self._report(self._server)
+
+    def __exit__(self, *exc: Any) -> None:
+        self._server.__exit__(*exc)
+
+
 def _with_delay(server: Any, delay: float) -> Any:
     server.delay = delay
     return server

@@ -22,7 +22,7 @@ from __future__ import annotations
 import gc
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from opentelemetry import trace
 from opentelemetry.sdk.metrics import MeterProvider
