@@ -170,7 +170,7 @@ def run(
     for _ in range(50):
         workload.abandoned_run()
 
-    # 1. n abandoned runs with the default bounds (10,000 open runs): all stay open. First, on a fresh heap.
+    # 1. n abandoned runs with the default bounds (max_open_runs=5,000: half are evicted). On a fresh heap first.
     plain_runs = max(1, n // 10)
     plain = _rss_phase(workload, plain_runs)
     instrumentor.instrument(tracer_provider=provider)

@@ -17,14 +17,15 @@ import logging
 import os
 from typing import Any, Collection, Optional
 
-from opentelemetry import metrics as otel_metrics
-from opentelemetry import trace
 from opentelemetry.instrumentation.dependencies import (
     DependencyConflict,
     get_dependency_conflicts,
 )
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.semconv.schemas import Schemas
+
+from opentelemetry import metrics as otel_metrics
+from opentelemetry import trace
 
 from .content import ContentPolicy, RedactHook
 from .metrics import RunMetrics
@@ -53,7 +54,7 @@ class AzureAgentInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     * ``capture_content``: record prompts, tool arguments and results (default: from the environment, off);
     * ``redact_content``: ``(kind, text) -> text | None`` applied to captured content before it is recorded;
     * ``list_steps_on_completion``: list a finished run's steps to emit step and tool spans (default True);
-    * ``max_open_runs`` / ``run_idle_timeout``: bounds of the open-run registry (10,000 runs / 1,800 s).
+    * ``max_open_runs`` / ``run_idle_timeout``: bounds of the open-run registry (5,000 runs / 1,800 s).
     """
 
     _tracker: Optional[RunTracker] = None
@@ -75,7 +76,7 @@ class AzureAgentInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         )
         content = ContentPolicy.resolve(kwargs.get("capture_content"), kwargs.get("redact_content"))
         config = TrackerConfig(
-            max_open_runs=int(_number_setting(kwargs.get("max_open_runs"), ENV_MAX_OPEN_RUNS, 10_000, minimum=1)),
+            max_open_runs=int(_number_setting(kwargs.get("max_open_runs"), ENV_MAX_OPEN_RUNS, 5_000, minimum=1)),
             idle_timeout_s=_number_setting(kwargs.get("run_idle_timeout"), ENV_IDLE_TIMEOUT, 1800.0, minimum=0),
             list_steps_on_completion=_bool_setting(kwargs.get("list_steps_on_completion"), ENV_LIST_STEPS, True),
         )

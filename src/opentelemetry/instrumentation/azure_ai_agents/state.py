@@ -51,6 +51,8 @@ class RunState:
     children_emitted: bool = False  # the run ended and its step/tool spans were emitted once
     first_chunk_s: Optional[float] = None  # streamed runs: seconds from create to the first event
     awaiting_outputs: bool = False  # requires_action observed and not answered yet
+    #: status changes not yet on the span: (seen at ns, status, previous, required call count, action type)
+    transitions: list[tuple[int, str, Optional[str], Optional[int], Optional[str]]] = field(default_factory=list)
     driver: Any = None  # the adapter now carrying the run (its newest stream); opaque to the tracker
 
 
@@ -66,7 +68,7 @@ class LiveTool:
 
 @dataclass(frozen=True)
 class TrackerConfig:
-    max_open_runs: int = 10_000
+    max_open_runs: int = 5_000
     idle_timeout_s: float = 1800.0
     list_steps_on_completion: bool = True
     finished_runs_kept: int = 1024

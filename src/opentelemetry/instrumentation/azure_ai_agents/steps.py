@@ -51,21 +51,52 @@ class PagedStepLister(StepLister):
         cls = getattr(importlib.import_module(self._module), self._class_name)
         return cls(instance._client, instance._config, instance._serialize, instance._deserialize)
 
+    def _pages(self, instance: Any, thread_id: Optional[str], run_id: Optional[str]) -> Any:
+        """Page by page, so that a short page ends the listing (saving the empty page the SDK would fetch);
+        one "page" of everything when the listing's ``by_page`` is missing or broken (another
+        instrumentation's wrapper, say)."""
+        listing = getattr(self._operations(instance), self._method)
+        items = listing(thread_id=thread_id, run_id=run_id, limit=PAGE_SIZE, **NO_RETRY)
+        try:
+            return items.by_page()
+        except (AttributeError, TypeError):  # e.g. Microsoft's instrumentor's paged wrapper breaks by_page()
+            return _single_page(items)
+
     def list(self, instance: Any, thread_id: Optional[str], run_id: Optional[str]) -> _Items:
-        items = []
-        for item in getattr(self._operations(instance), self._method)(thread_id=thread_id, run_id=run_id, **NO_RETRY):
-            items.append(item)
-            if len(items) >= MAX_STEPS_PER_RUN:
+        items: _Items = []
+        for page in self._pages(instance, thread_id, run_id):
+            size = len(items)
+            items.extend(page)
+            if len(items) - size < PAGE_SIZE or len(items) >= MAX_STEPS_PER_RUN:
                 break
-        return items
+        return items[:MAX_STEPS_PER_RUN]
 
     async def list_async(self, instance: Any, thread_id: Optional[str], run_id: Optional[str]) -> _Items:
-        items = []
-        listing = getattr(self._operations(instance), self._method)(thread_id=thread_id, run_id=run_id, **NO_RETRY)
-        async for item in listing:
-            items.append(item)
-            if len(items) >= MAX_STEPS_PER_RUN:
+        items: _Items = []
+        async for page in self._pages(instance, thread_id, run_id):
+            size = len(items)
+            items.extend([item async for item in page])
+            if len(items) - size < PAGE_SIZE or len(items) >= MAX_STEPS_PER_RUN:
                 break
+        return items[:MAX_STEPS_PER_RUN]
+
+
+class _single_page:  # noqa: N801 - an iterator of one page, sync or async
+    def __init__(self, items: Any) -> None:
+        self._items: Any = items
+
+    def __iter__(self) -> Any:
+        if self._items is not None:
+            items, self._items = self._items, None
+            yield items
+
+    def __aiter__(self) -> Any:
+        return self
+
+    async def __anext__(self) -> Any:
+        if self._items is None:
+            raise StopAsyncIteration
+        items, self._items = self._items, None
         return items
 
 

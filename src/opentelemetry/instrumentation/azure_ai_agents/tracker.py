@@ -31,12 +31,13 @@ import weakref
 from collections import OrderedDict
 from typing import Any, Iterable, Mapping, Optional
 
-from opentelemetry import context as otel_context
-from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 from opentelemetry.semconv.attributes import error_attributes
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 
 from . import attributes as attrs
 from .child_spans import ChildSpans, clamp
@@ -132,7 +133,7 @@ class RunTracker:
             self._release(state)
         error_type = _record_exception(state.span, exc)
         end_ns = time.time_ns()
-        state.span.end(end_time=end_ns)
+        self._end_span(state, end_ns)
         self._record_run_metrics(state, end_ns, error_type)
 
     # ---- observing a run -----------------------------------------------------------------------------
@@ -180,15 +181,14 @@ class RunTracker:
                 self._release(state)
                 self._remember_finished(state)
         if changed:
-            event: dict[str, Any] = {attrs.RUN_STATUS: status}
-            if previous:
-                event["azure.ai.agents.run.previous_status"] = previous
-            if status == "requires_action":
-                event[attrs.REQUIRED_TOOL_CALLS] = len(attrs.required_tool_calls(run))
-                action_type = attrs.required_action_type(run)
-                if action_type:
-                    event[attrs.REQUIRED_ACTION_TYPE] = action_type
-            state.span.add_event(attrs.RUN_STATUS_CHANGED_EVENT, event)
+            # Kept as a compact tuple and added as a span event (with its own timestamp) when the span ends:
+            # an SDK event costs ~400 bytes, and open runs may number in the thousands.
+            waiting = status == "requires_action"
+            required = len(attrs.required_tool_calls(run)) if waiting else None
+            action_type = attrs.required_action_type(run) if waiting else None
+            transition = (time.time_ns(), status, previous, required, action_type)
+            with self._lock:
+                state.transitions.append(transition)
             run_attributes = attrs.run_attributes(run)
             run_attributes[attrs.RUN_STATUS] = status
             state.span.set_attributes(run_attributes)
@@ -264,7 +264,7 @@ class RunTracker:
             span.set_attribute(error_attributes.ERROR_TYPE, error_type)
             span.set_status(Status(StatusCode.ERROR, message or error_type))
         end_ns = state.end_ns or time.time_ns()
-        span.end(end_time=end_ns)
+        self._end_span(state, end_ns)
         self._record_run_metrics(state, end_ns, state.error[0] if state.error else None)
 
     def abandon_run(
@@ -283,6 +283,7 @@ class RunTracker:
                 del self._open[state.run_id]
                 self._remember_finished(state)
             self._release(state)
+        self._flush_transitions(state)  # status events first: the exception event comes after them
         error_type = None
         if exc is not None:
             error_type = _record_exception(state.span, exc)
@@ -397,13 +398,39 @@ class RunTracker:
         return len(self._open)
 
     # ---- internals -------------------------------------------------------------------------------------
+    def _end_span(self, state: RunState, end_ns: int) -> None:
+        self._flush_transitions(state)
+        state.span.end(end_time=end_ns)
+        # A finished run stays known for a while (late step listings) but only needs its span's identity to
+        # parent late steps: drop the ended SDK span and the step payloads (their ids stay in ``emitted``).
+        state.span = trace.NonRecordingSpan(state.span.get_span_context())
+        state.context = trace.set_span_in_context(state.span)
+        with self._lock:
+            state.steps = {}
+            state.calls = {}
+
+    def _flush_transitions(self, state: RunState) -> None:
+        """Adds the run's pending status-change events (one per change, stamped when it was seen)."""
+        with self._lock:
+            transitions, state.transitions = state.transitions, []
+        span = state.span
+        for seen_ns, status, previous, required, action_type in transitions:
+            event: dict[str, Any] = {attrs.RUN_STATUS: status}
+            if previous:
+                event[attrs.PREVIOUS_STATUS] = previous
+            if required is not None:
+                event[attrs.REQUIRED_TOOL_CALLS] = required
+                if action_type:
+                    event[attrs.REQUIRED_ACTION_TYPE] = action_type
+            span.add_event(attrs.RUN_STATUS_CHANGED_EVENT, event, timestamp=seen_ns)
+
     def _end_unfinished(self, state: RunState, reason: str) -> None:
         state.end_ns = time.time_ns()
         state.span.set_attribute(attrs.RUN_UNFINISHED, reason)
         try:
             self._emit_children(state)
         finally:
-            state.span.end(end_time=state.end_ns)
+            self._end_span(state, state.end_ns)
 
     def _release(self, state: RunState) -> RunState:
         """Bookkeeping for a state leaving the open registry (caller holds the lock): no second ending."""
