@@ -26,7 +26,6 @@ from opentelemetry.semconv.schemas import Schemas
 
 from opentelemetry import metrics as otel_metrics
 from opentelemetry import trace
-
 from .content import ContentPolicy, RedactHook
 from .metrics import RunMetrics
 from .package import _instruments, _instruments_any

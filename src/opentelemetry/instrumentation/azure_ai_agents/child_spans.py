@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional
 
+from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 from opentelemetry.semconv.attributes import error_attributes
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
-
-from opentelemetry import trace
 
 from . import attributes as attrs
 from .content import ContentPolicy

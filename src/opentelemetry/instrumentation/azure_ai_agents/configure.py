@@ -398,10 +398,7 @@ def configure_telemetry(
         from opentelemetry.sdk.metrics import MeterProvider
         from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
         from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import (
-            BatchSpanProcessor,
-            SimpleSpanProcessor,
-        )
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
     except ImportError as error:
         first = next((n for n in (_ALIASES.get(n, n) for n in names) if n in _EXTRAS), "")
         raise _missing(first, "opentelemetry-sdk", error) from error

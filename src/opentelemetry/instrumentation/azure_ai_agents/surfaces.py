@@ -21,13 +21,7 @@ from .operations import (
     SubmitToolOutputs,
 )
 from .steps import PagedStepLister, PageModelStepLister
-from .streaming import (
-    StreamClosed,
-    StreamEvents,
-    StreamRegistry,
-    StreamRun,
-    SubmitToolOutputsStream,
-)
+from .streaming import StreamClosed, StreamEvents, StreamRegistry, StreamRun, SubmitToolOutputsStream
 from .tool_execution import ExecuteFunction
 
 #: Shared by every streaming row: which handler feeds which run.

@@ -14,20 +14,8 @@ access (they subclass azure-core classes).
 
 from typing import Any
 
-from .clients import (
-    agents_client,
-    async_agents_client,
-    async_project_client,
-    project_client,
-)
-from .scenarios import (
-    DEFAULT_SCENARIO,
-    SCENARIO_NAMES,
-    SCENARIOS,
-    MessageStep,
-    Scenario,
-    ToolCallsStep,
-)
+from .clients import agents_client, async_agents_client, async_project_client, project_client
+from .scenarios import DEFAULT_SCENARIO, SCENARIO_NAMES, SCENARIOS, MessageStep, Scenario, ToolCallsStep
 from .server import AgentsEmulator
 from .service import AgentsService, Response, ServiceError
 

@@ -25,15 +25,7 @@ import time
 import uuid
 from typing import Any, Optional
 
-from .rest import (
-    FailRule,
-    Response,
-    ResponseHook,
-    RestFrontend,
-    ServiceError,
-    page,
-    text_content,
-)
+from .rest import FailRule, Response, ResponseHook, RestFrontend, ServiceError, page, text_content
 from .run_machine import Run
 from .runs import RunOperations
 from .scenarios import DEFAULT_SCENARIO, SCENARIOS, Scenario

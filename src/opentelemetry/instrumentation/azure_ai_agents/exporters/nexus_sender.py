@@ -27,18 +27,11 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional, Sequence
 
+from opentelemetry import context as otel_context
 from opentelemetry.sdk.trace import ReadableSpan
 
-from opentelemetry import context as otel_context
-
 from . import nexus_mapping as mapping
-from .nexus_client import (
-    NexusAmbiguous,
-    NexusClient,
-    NexusError,
-    NexusRejected,
-    NexusUnavailable,
-)
+from .nexus_client import NexusAmbiguous, NexusClient, NexusError, NexusRejected, NexusUnavailable
 
 _logger = logging.getLogger(__name__)
 _STOP = object()
