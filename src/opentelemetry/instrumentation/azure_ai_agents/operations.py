@@ -235,17 +235,25 @@ class SubmitToolOutputs(ObserveRun):
         return call
 
 
-class ListSteps(Operation):
-    """``run_steps.list`` (lazy pages) / ``list_run_steps`` (one page model): steps of a tracked run."""
+class _ReadsSteps(Operation):
+    """Reads steps of a run we know (open, or recently finished: late steps still join its trace)."""
 
-    def __init__(self, thread: Arg = Arg(0, "thread_id"), run: Arg = Arg(1, "run_id"), paged: bool = True) -> None:
-        self._thread, self._run, self._paged = thread, run, paged
+    def __init__(self, run: Arg = Arg(1, "run_id")) -> None:
+        self._run = run
 
     def before(self, tracker: RunTracker, instance: Any, args: tuple, kwargs: dict) -> Optional[Call]:
         run_id = self._run.get(args, kwargs)
         if not tracker.knows(run_id):
             return None
         return Call(context=tracker.context_for(run_id), run_id=run_id)
+
+
+class ListSteps(_ReadsSteps):
+    """``run_steps.list`` (lazy pages) / ``list_run_steps`` (one page model): steps of a tracked run."""
+
+    def __init__(self, run: Arg = Arg(1, "run_id"), paged: bool = True) -> None:
+        super().__init__(run)
+        self._paged = paged
 
     def after(self, tracker: RunTracker, instance: Any, call: Call, result: Any) -> Any:
         run_id = call.run_id
@@ -257,17 +265,8 @@ class ListSteps(Operation):
         return result
 
 
-class GetStep(Operation):
+class GetStep(_ReadsSteps):
     """``run_steps.get`` / ``get_run_step``: one step of a tracked run."""
-
-    def __init__(self, run: Arg = Arg(1, "run_id")) -> None:
-        self._run = run
-
-    def before(self, tracker: RunTracker, instance: Any, args: tuple, kwargs: dict) -> Optional[Call]:
-        run_id = self._run.get(args, kwargs)
-        if not tracker.knows(run_id):
-            return None
-        return Call(context=tracker.context_for(run_id), run_id=run_id)
 
     def after(self, tracker: RunTracker, instance: Any, call: Call, result: Any) -> Any:
         tracker.observe_steps(call.run_id, [result])
