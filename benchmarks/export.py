@@ -6,9 +6,9 @@ same N traces (run span + 2 step spans + 1 tool span each, children before their
 delivers them).
 
 * Nexus: ``NexusSpanExporter`` -> ``emulator.nexus_server.NexusServer`` (validating like the real Worker).
-  Its ``export()`` only buffers and queues; a background thread posts one trace then each span (the Nexus API
-  has no batch route), so throughput is bounded by sequential HTTP round trips. Time: from the first
-  ``export()`` to ``force_flush()`` returning with every trace delivered.
+  Its ``export()`` only buffers and queues; background workers (4 by default, one trace each at a time) post
+  one trace then each span (the Nexus API has no batch route), so throughput is bounded by round trips, four
+  at a time. Time: from the first ``export()`` to ``force_flush()`` returning with every trace delivered.
 * OTLP/HTTP: ``OTLPSpanExporter`` -> ``emulator.otlp_server.OtlpHttpReceiver`` in batches of 512 spans (what
   ``BatchSpanProcessor`` sends).
 * Application Insights: ``AzureMonitorTraceExporter`` -> ``emulator.appinsights_server.AppInsightsReceiver``,

@@ -1,8 +1,8 @@
 """``NexusSpanExporter``: sends each OpenTelemetry trace to Nexus (Keylight Digital) as ONE Nexus trace.
 
 Spans are buffered per trace id until the trace's local root span (no parent, or a remote parent) ends; the
-whole trace is then handed to a background sender thread (``nexus_sender``), so :meth:`export` never waits on
-the network. Usage::
+whole trace is then handed to background sender workers (``nexus_sender``; a few traces in flight at once,
+each trace on one worker), so :meth:`export` never waits on the network. Usage::
 
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -38,6 +38,8 @@ _logger = logging.getLogger(__name__)
 
 DEFAULT_ENDPOINT = "https://nexus.keylightdigital.dev"
 _KEY_SHAPE = re.compile(r"^nxs_[0-9a-f]{64}$")
+_HEADER_SAFE = re.compile(r"^[\x21-\x7e]+$")  # what a Bearer token may hold (no spaces, no line breaks)
+_MAX_WORKERS = 64  # a typo must not start thousands of threads
 #: Counters reported by the periodic "dropped" warning.
 _LOSS_COUNTERS = (
     "spans_dropped_queue_full",
@@ -67,6 +69,9 @@ class NexusSpanExporter(SpanExporter):
         export_timeout: total budget for delivering one trace, retries included (``NEXUS_EXPORT_TIMEOUT`` 30 s).
         max_trace_age: a trace whose root has not ended after this long is sent with status ``timeout``
             (``NEXUS_MAX_TRACE_AGE`` 900 s).
+        max_concurrent_traces: sender workers, i.e. traces delivered at the same time
+            (``NEXUS_MAX_CONCURRENT_TRACES``, 4, at most 64). Each trace stays on one worker, posted in order;
+            more workers hide network latency (the API takes one POST per span).
         shutdown_timeout: used by ``shutdown()`` when called without ``timeout_millis`` (10 s).
     """
 
@@ -81,6 +86,7 @@ class NexusSpanExporter(SpanExporter):
         read_timeout: Optional[float] = None,
         export_timeout: Optional[float] = None,
         max_trace_age: Optional[float] = None,
+        max_concurrent_traces: Optional[int] = None,
         shutdown_timeout: float = 10.0,
         max_buffered_traces: int = 1024,
         max_spans_per_trace: int = 1000,
@@ -123,6 +129,8 @@ class NexusSpanExporter(SpanExporter):
             problem = endpoint_problem(self.endpoint)
             if problem is not None:
                 problem = f"Nexus exporter disabled ({self.endpoint}): {problem}"
+            elif not _HEADER_SAFE.match(key):
+                problem = "Nexus exporter disabled: NEXUS_API_KEY holds characters not allowed in an HTTP header"
             elif not _KEY_SHAPE.match(key):
                 _logger.warning("NEXUS_API_KEY does not look like a Nexus key (nxs_ followed by 64 hex digits)")
         if problem is None:
@@ -152,6 +160,7 @@ class NexusSpanExporter(SpanExporter):
                     log_once=self._log_once,
                     on_idle=self._on_idle,
                     idle_interval=idle_interval,
+                    workers=min(_MAX_WORKERS, max_concurrent_traces or _env_int("NEXUS_MAX_CONCURRENT_TRACES", 4)),
                 )
         if problem is not None:
             _logger.warning("%s", problem)
@@ -259,7 +268,7 @@ class NexusSpanExporter(SpanExporter):
         return all([self._submit(batch, block_until=deadline) for batch in batches])
 
     def _on_idle(self) -> None:
-        """Sender-thread housekeeping: send traces past their deadline, report losses."""
+        """Sender housekeeping (on one worker at a time): send traces past their deadline, report losses."""
         now = time.monotonic()
         with self._lock:
             expired = [tid for tid, b in self._buffers.items() if b.deadline <= now]
@@ -295,6 +304,14 @@ class NexusSpanExporter(SpanExporter):
 
 def _env_bool(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _env_int(name: str, default: int) -> int:
+    value = _env_float(name, float(default))
+    if not value.is_integer():
+        _logger.warning("Ignoring invalid %s=%r; using %s", name, os.environ.get(name), default)
+        return default
+    return int(value)
 
 
 def _env_float(name: str, default: float) -> float:

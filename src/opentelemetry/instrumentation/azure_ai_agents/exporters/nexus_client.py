@@ -1,4 +1,4 @@
-"""HTTP transport for the Nexus v1 API: one pooled keep-alive connection set, retries, and a time budget.
+"""Requests to the Nexus v1 API: retries, a time budget, a shared Retry-After pause (transport: ``nexus_http``).
 
 Retry policy (see also ``nexus_sender`` for how duplicates are avoided):
 
@@ -7,14 +7,16 @@ Retry policy (see also ``nexus_sender`` for how duplicates are avoided):
   HTTP date) replaces the computed delay. A 429 without ``Retry-After`` whose body names a ``limit`` is the
   Free plan's *monthly* quota: retrying cannot succeed for days, so it is final.
 * Any other 4xx (400, 401, 403, 404, ...): final, never retried.
-* The request certainly never reached the server (connection refused, DNS failure, connect timeout):
-  retried, whatever the method.
+* The request certainly never reached the server (connection refused, DNS failure, connect timeout, a send
+  that failed before its last byte): retried, whatever the method.
 * The request may have reached the server (read timeout, connection reset after sending): retried only for
   idempotent methods (GET, PATCH). For POST the caller gets :class:`NexusAmbiguous` and decides
   (the sender looks the object up before re-posting, so a retry never creates a duplicate).
+* A 429, or any answer with ``Retry-After``, pauses *every* sender worker for that delay, not just the one
+  that got it: the limit is the account's, and the other workers would only collect 429s of their own.
 
 Every wait is bounded by the caller's deadline and by :meth:`NexusClient.interrupt` (used by shutdown).
-The API key lives only in the pool's default headers: it is never formatted into a message.
+The API key lives only in the transport's pre-encoded headers: it is never formatted into a message.
 """
 
 from __future__ import annotations
@@ -27,13 +29,17 @@ import random
 import threading
 import time
 from typing import Any, Callable, Mapping, Optional
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
+
+from .nexus_http import NoAnswer, NotSent, TlsFailure, Transport
 
 _logger = logging.getLogger(__name__)
 
 _IDEMPOTENT = frozenset({"GET", "PATCH", "PUT", "DELETE", "HEAD"})
 _RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504}) | frozenset(range(520, 530))
 _USER_AGENT = "opentelemetry-instrumentation-azure-ai-agents-nexus"
+#: One encoder for every body (json.dumps with options builds a new encoder per call).
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
 
 
 class NexusError(Exception):
@@ -115,7 +121,7 @@ def error_message(data: Any, raw: bytes) -> str:
 
 
 class NexusClient:
-    """Thread-safe client for ``{endpoint}/api/v1``. Only the sender thread uses it in practice."""
+    """Thread-safe client for ``{endpoint}/api/v1``; every sender worker uses it on its own connection."""
 
     def __init__(
         self,
@@ -128,31 +134,29 @@ class NexusClient:
         backoff_max: float = 8.0,
         max_retry_after: float = 60.0,
     ) -> None:
-        import urllib3  # imported here so that the package imports without the `nexus` extra
-
-        self._urllib3 = urllib3
+        problem = endpoint_problem(endpoint)
+        if problem is not None:  # the exporter checks first; this guards direct use
+            raise ValueError(problem)
         self._base = endpoint.rstrip("/") + "/api/v1"
-        self.connect_timeout = connect_timeout
-        self.read_timeout = read_timeout
-        self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
-        self.max_retry_after = max_retry_after
-        self.hard_deadline = float("inf")  # monotonic; lowered by interrupt()
-        self._interrupted = threading.Event()
-        # Should a server ever echo the key back, it must not reach a log line through an error message.
-        self._redact: Callable[[str], str] = lambda text: text.replace(api_key, "[REDACTED]") if api_key else text
-        self._pool = urllib3.PoolManager(
-            num_pools=2,
-            maxsize=2,
-            block=False,
-            retries=False,
-            headers={
+        self._transport = Transport(  # imports urllib3: ImportError without the `nexus` extra
+            self._base,
+            {
                 "Authorization": f"Bearer {api_key}",
                 "Content-Type": "application/json",
                 "Accept": "application/json",
                 "User-Agent": _USER_AGENT,
             },
         )
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.max_retry_after = max_retry_after
+        self.hard_deadline = float("inf")  # monotonic; lowered by interrupt()
+        self.paused_until = 0.0  # monotonic; raised by 429 / Retry-After answers, honoured by every worker
+        self._interrupted = threading.Event()
+        # Should a server ever echo the key back, it must not reach a log line through an error message.
+        self._redact: Callable[[str], str] = lambda text: text.replace(api_key, "[REDACTED]") if api_key else text
 
     def __repr__(self) -> str:
         return f"NexusClient(base={self._base!r})"
@@ -162,8 +166,17 @@ class NexusClient:
         self.hard_deadline = min(self.hard_deadline, hard_deadline)
         self._interrupted.set()
 
-    def close(self) -> None:
-        self._pool.clear()
+    def abort(self) -> None:
+        """Cut the connections of requests still waiting for an answer (shutdown past its deadline)."""
+        self._transport.abort()
+
+    def close_thread(self) -> None:
+        """Close the calling worker's connection."""
+        self._transport.close_thread()
+
+    def close(self, after_fork: bool = False) -> None:
+        """Close every connection (no worker may be running)."""
+        self._transport.close(after_fork)
 
     # -- API --------------------------------------------------------------------------------------------
     def create_trace(self, payload: Mapping[str, Any], deadline: float) -> str:
@@ -171,58 +184,54 @@ class NexusClient:
         return _id_from(data, "trace_id")
 
     def create_span(self, trace_id: str, payload: Mapping[str, Any], deadline: float) -> str:
-        data = self.request("POST", f"/traces/{trace_id}/spans", payload, deadline=deadline)
+        data = self.request("POST", f"/traces/{_segment(trace_id)}/spans", payload, deadline=deadline)
         return _id_from(data, "span_id")
 
     def update_trace(self, trace_id: str, payload: Mapping[str, Any], deadline: float) -> None:
-        self.request("PATCH", f"/traces/{trace_id}", payload, deadline=deadline)
+        self.request("PATCH", f"/traces/{_segment(trace_id)}", payload, deadline=deadline)
 
     def list_traces(self, query: Mapping[str, Any], deadline: float) -> list[Any]:
         data = self.request("GET", "/traces?" + urlencode(query), None, deadline=deadline)
         return data if isinstance(data, list) else []
 
     def get_trace(self, trace_id: str, deadline: float) -> Mapping[str, Any]:
-        data = self.request("GET", f"/traces/{trace_id}", None, deadline=deadline)
+        data = self.request("GET", f"/traces/{_segment(trace_id)}", None, deadline=deadline)
         return data if isinstance(data, Mapping) else {}
 
-    # -- transport --------------------------------------------------------------------------------------
+    # -- retries ----------------------------------------------------------------------------------------
     def request(self, method: str, path: str, body: Any, *, deadline: float) -> Any:
         """One logical request with retries until ``deadline`` (monotonic). Returns the decoded JSON body."""
-        exc = self._urllib3.exceptions
-        payload = (
-            None if body is None else json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=str).encode()
-        )
+        payload = None if body is None else _ENCODER.encode(body).encode()
         attempt = 0
         while True:
+            pause = self.paused_until - time.monotonic()
+            if pause > 0 and not self._sleep(pause, deadline):
+                raise NexusUnavailable(f"{method} {path}: paused by the server beyond the time budget")
             remaining = self._remaining(deadline)
             if remaining <= 0:
                 raise NexusUnavailable(f"{method} {path}: time budget exhausted")
             attempt += 1
-            timeout = self._urllib3.Timeout(
-                connect=min(self.connect_timeout, remaining), read=min(self.read_timeout, remaining)
-            )
             delay: Optional[float] = None
             try:
-                response = self._pool.request(
-                    method, self._base + path, body=payload, timeout=timeout, redirect=False, retries=False
+                response = self._transport.exchange(
+                    method, path, payload, min(self.connect_timeout, remaining), min(self.read_timeout, remaining)
                 )
-            except (exc.NewConnectionError, exc.ConnectTimeoutError) as error:
-                # Certainly not sent (NewConnectionError covers refused connections and DNS failures).
-                reason = f"{method} {path}: cannot connect ({type(error).__name__})"
-            except (exc.ReadTimeoutError, exc.ProtocolError) as error:
-                reason = f"{method} {path}: no answer ({type(error).__name__})"
+            except NotSent as error:
+                reason = f"{method} {path}: {error}"
+            except NoAnswer as error:
+                reason = f"{method} {path}: no answer ({error})"
                 if method not in _IDEMPOTENT:
                     raise NexusAmbiguous(reason) from None
-            except exc.SSLError as error:
-                raise NexusUnavailable(f"{method} {path}: TLS error ({type(error).__name__})") from None
-            except Exception as error:  # malformed URL, proxy problems, ...: not worth retrying
+            except TlsFailure as error:
+                raise NexusUnavailable(f"{method} {path}: {error}") from None
+            except Exception as error:  # anything unexpected: not worth retrying
                 raise NexusUnavailable(f"{method} {path}: {type(error).__name__}") from None
             else:
                 data = _decode(response.data)
                 if 200 <= response.status < 300:
                     return data
                 message = self._redact(error_message(data, response.data))
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                retry_after = parse_retry_after(response.retry_after)
                 quota = response.status == 429 and retry_after is None and isinstance(data, Mapping) and "limit" in data
                 if response.status not in _RETRYABLE_STATUS or quota:
                     raise NexusRejected(response.status, message)
@@ -231,6 +240,9 @@ class NexusClient:
                     if retry_after > min(self.max_retry_after, self._remaining(deadline)):
                         raise NexusUnavailable(f"{reason}; Retry-After {retry_after:.0f}s exceeds the time budget")
                     delay = retry_after
+                if response.status == 429 or retry_after is not None:
+                    delay = self.backoff_delay(attempt) if delay is None else delay
+                    self.paused_until = max(self.paused_until, time.monotonic() + delay)
             if delay is None:
                 delay = self.backoff_delay(attempt)
             _logger.debug("Nexus request failed, retrying in %.2fs: %s", delay, reason)
@@ -277,3 +289,8 @@ def _id_from(data: Any, key: str) -> str:
     if not isinstance(value, str) or not value:
         raise NexusUnavailable(f"response has no {key}")
     return value
+
+
+def _segment(value: str) -> str:
+    """A server-assigned id as one path segment (it is framed into the request line as is)."""
+    return quote(value, safe="")

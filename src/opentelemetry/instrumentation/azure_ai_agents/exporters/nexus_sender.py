@@ -1,5 +1,12 @@
-"""Background delivery of buffered traces to Nexus: one thread, a bounded queue, at most one Nexus trace
-per OpenTelemetry trace.
+"""Background delivery of buffered traces to Nexus: a few worker threads, one bounded queue, at most one Nexus
+trace per OpenTelemetry trace.
+
+Workers. The Nexus API takes one POST per span, so a trace is a chain of round trips: with network latency
+one thread mostly waits. ``workers`` threads take batches from the shared queue, each *owning* a trace while
+it delivers a batch of it: a batch of a trace another worker owns is handed to that worker (run after its
+current batch, in queue order) instead of being delivered beside it. So within a trace parents are still
+posted before children, a trace is created once, and its late batches follow in order; only different
+traces are in flight together.
 
 Duplicate policy. Nexus assigns ids on POST and has no idempotency key, so a blind POST retry after a
 response was lost could create a second trace (or span). The client retries a POST only when the request
@@ -23,7 +30,7 @@ import queue
 import threading
 import time
 import weakref
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional, Sequence
 
@@ -45,11 +52,6 @@ class TraceBatch:
     trace_id: int
     spans: list[ReadableSpan]
     root_ended: bool
-
-
-@dataclass
-class _Flush:
-    done: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass
@@ -95,7 +97,7 @@ class LogOnce:
 
 
 class NexusSender:
-    """Owns the sender thread; every network call of the exporter happens on it."""
+    """Owns the worker threads; every network call of the exporter happens on one of them."""
 
     def __init__(
         self,
@@ -110,117 +112,189 @@ class NexusSender:
         log_once: LogOnce,
         on_idle: Callable[[], None],
         idle_interval: float,
+        workers: int = 4,
     ) -> None:
         self._client = client
         self._agent_id = agent_id
         self._export_all = export_all
         self._export_timeout = export_timeout
         self._max_payload_bytes = max_payload_bytes
-        self._queue: queue.Queue[Any] = queue.Queue(queue_size)
         self._stats = stats
         self._log_once = log_once
         self._on_idle = on_idle
         self._idle_interval = idle_interval
-        self._delivered: OrderedDict[int, _Delivered] = OrderedDict()
-        self._thread = threading.Thread(target=self._run, name="NexusSpanExporter", daemon=True)
-        self._started = False
-        self._start_lock = threading.Lock()
+        self._workers = max(1, workers)
+        self._reset(queue_size)
         if hasattr(os, "register_at_fork"):
             own = weakref.WeakMethod(self._after_fork)
             os.register_at_fork(after_in_child=lambda: (own() or (lambda: None))())
 
-    def _after_fork(self) -> None:
-        """In a forked child the thread is gone and pooled sockets are shared: start afresh, lazily."""
-        self._queue = queue.Queue(self._queue.maxsize)
-        self._thread = threading.Thread(target=self._run, name="NexusSpanExporter", daemon=True)
+    def _reset(self, queue_size: int) -> None:
+        """Fresh threading state (at start, and in a forked child where the threads are gone)."""
+        self._queue: queue.Queue[Any] = queue.Queue(queue_size)
+        self._threads: list[threading.Thread] = []
         self._started = False
-        self._start_lock = threading.Lock()
-        self._client.close()
+        self._stopping = False
+        self._spawn_lock = threading.Lock()  # guards _threads and _stopping: stop() must see every worker
+        self._abandon = False  # shutdown's deadline passed: workers leave without draining the queue
+        self._lock = threading.Lock()  # guards everything below and _delivered
+        self._progress = threading.Condition(self._lock)  # notified whenever a batch is done
+        self._owned: dict[int, deque[tuple[int, TraceBatch]]] = {}  # trace id -> batches its owner runs next
+        self._unfinished: set[int] = set()  # sequence numbers of batches queued and not yet done
+        self._next_seq = 0
+        self._last_idle = time.monotonic()
+        self._delivered: OrderedDict[int, _Delivered] = OrderedDict()
+
+    def _after_fork(self) -> None:
+        """In a forked child the threads are gone and the sockets are shared with the parent: start afresh."""
+        delivered = self._delivered
+        self._reset(self._queue.maxsize)
+        self._delivered = delivered
+        self._client.close(after_fork=True)
 
     # -- producer side (any thread) -----------------------------------------------------------------------
     def submit(self, batch: TraceBatch, block_until: Optional[float] = None) -> bool:
         """Queue a batch; False (nothing queued) when the queue is full (after waiting until ``block_until``)."""
         self.ensure_started()
+        with self._lock:
+            seq = self._next_seq
+            self._next_seq += 1
+            self._unfinished.add(seq)
         try:
             if block_until is None:
-                self._queue.put_nowait(batch)
+                self._queue.put_nowait((seq, batch))
             else:
-                self._queue.put(batch, timeout=max(0.0, block_until - time.monotonic()))
+                self._queue.put((seq, batch), timeout=max(0.0, block_until - time.monotonic()))
             return True
         except queue.Full:
+            self._done(seq)
             return False
 
     def flush(self, deadline: float) -> bool:
-        """Wait until everything queued before this call was processed, or ``deadline`` (monotonic)."""
-        if not self._started:
-            return True
-        marker = _Flush()
-        try:
-            self._queue.put(marker, timeout=max(0.0, deadline - time.monotonic()))
-        except queue.Full:
-            return False
-        return marker.done.wait(max(0.0, deadline - time.monotonic()))
+        """Wait until every batch queued before this call was delivered (or given up), or ``deadline``."""
+        with self._lock:
+            target = self._next_seq
+            return self._progress.wait_for(
+                lambda: min(self._unfinished, default=target) >= target, max(0.0, deadline - time.monotonic())
+            )
 
     def interrupt(self, deadline: float) -> None:
         """From now on no request, retry or backoff outlives ``deadline`` (monotonic), less a small margin."""
-        self._client.interrupt(deadline - min(0.1, 0.1 * max(0.0, deadline - time.monotonic())))
+        self._client.interrupt(_with_margin(deadline))
 
     def stop(self, deadline: float) -> bool:
         """Deliver what is queued until ``deadline``, then abandon the rest. Returns whether it all went out."""
-        # Keep a small margin so the thread can wind down (count and log its losses) before the deadline.
-        self._client.interrupt(deadline - min(0.1, 0.1 * max(0.0, deadline - time.monotonic())))
+        hard_deadline = _with_margin(deadline)  # leaves the workers time to count and log their losses
+        self._client.interrupt(hard_deadline)
+        with self._spawn_lock:
+            self._stopping = True
         if not self._started:
             self._client.close()
             return True
-        try:
-            self._queue.put(_STOP, timeout=max(0.0, deadline - time.monotonic()))
-        except queue.Full:
-            return False
-        self._thread.join(max(0.0, deadline - time.monotonic()))
-        return not self._thread.is_alive()
+        queued = True
+        for _ in self._threads:  # one stop per worker, behind everything already queued
+            try:
+                self._queue.put(_STOP, timeout=max(0.0, hard_deadline - time.monotonic()))
+            except queue.Full:
+                queued = False
+                break
+        self._join(hard_deadline)
+        if any(t.is_alive() for t in self._threads):
+            self._abandon = True
+            self._client.abort()  # wake workers still waiting for an answer: requests end at the deadline
+            self._join(deadline)
+        return queued and not any(t.is_alive() for t in self._threads)
 
     def ensure_started(self) -> None:
-        """Start the thread (lazily: no thread for an exporter that never sees a span)."""
+        """Start the first worker (lazily: no thread for an exporter that never sees a span); it starts the
+        others, so that the exporting thread waits for one thread start only (~0.3 ms each)."""
         if not self._started:
-            with self._start_lock:
+            with self._lock:
                 if not self._started:
-                    self._thread.start()
+                    self._spawn()
                     self._started = True
 
-    # -- sender thread ------------------------------------------------------------------------------------
+    def _spawn(self) -> bool:
+        """Start one more worker unless all are running or stop() began; False when none was started."""
+        with self._spawn_lock:
+            if self._stopping or len(self._threads) >= self._workers:
+                return False
+            thread = threading.Thread(target=self._run, name=f"NexusSpanExporter-{len(self._threads)}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+            return True
+
+    def _join(self, deadline: float) -> None:
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _done(self, seq: int) -> None:
+        with self._lock:
+            self._unfinished.discard(seq)
+            self._progress.notify_all()
+
+    # -- workers ------------------------------------------------------------------------------------------
     def _run(self) -> None:
-        # Our own HTTP calls must never be traced (an instrumented urllib3 would feed spans back to us).
+        # Our own HTTP calls must never be traced (an instrumented client would feed spans back to us).
         ctx = otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True)
         http_key = getattr(otel_context, "_SUPPRESS_HTTP_INSTRUMENTATION_KEY", None)
         if http_key is not None:
             ctx = otel_context.set_value(http_key, True, ctx)
         otel_context.attach(ctx)
-        last_idle = time.monotonic()
+        while self._spawn():
+            pass
         try:
-            while True:
+            while not self._abandon:
                 try:
                     item = self._queue.get(timeout=self._idle_interval)
                 except queue.Empty:
                     item = None
                 if item is _STOP:
                     break
-                if isinstance(item, _Flush):
-                    item.done.set()
-                elif isinstance(item, TraceBatch):
-                    try:
-                        self._deliver(item)
-                    except Exception:  # never let one bad trace kill the thread
-                        _logger.exception("Nexus exporter: unexpected error while sending a trace")
-                        self._stats.add("traces_failed")
-                if time.monotonic() - last_idle >= self._idle_interval:
-                    last_idle = time.monotonic()
-                    self._on_idle()
+                if item is not None:
+                    self._own(*item)
+                self._housekeeping()
         finally:
-            self._client.close()
+            self._client.close_thread()
+
+    def _own(self, seq: int, batch: TraceBatch) -> None:
+        """Deliver ``batch``, then the batches of its trace handed over meanwhile; or hand it to the owner."""
+        with self._lock:
+            handed_over = self._owned.get(batch.trace_id)
+            if handed_over is not None:  # another worker is delivering this trace: it takes this batch next
+                handed_over.append((seq, batch))
+                return
+            handed_over = self._owned[batch.trace_id] = deque()
+        while True:
+            try:
+                self._deliver(batch)
+            except Exception:  # never let one bad trace kill a worker
+                _logger.exception("Nexus exporter: unexpected error while sending a trace")
+                self._stats.add("traces_failed")
+            with self._lock:
+                self._unfinished.discard(seq)
+                self._progress.notify_all()
+                if not handed_over:
+                    del self._owned[batch.trace_id]
+                    return
+                seq, batch = handed_over.popleft()
+
+    def _housekeeping(self) -> None:
+        """At most once per ``idle_interval``, on whichever worker comes first: the exporter's timers."""
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last_idle < self._idle_interval:
+                return
+            self._last_idle = now
+        try:
+            self._on_idle()
+        except Exception:  # never let housekeeping kill a worker
+            _logger.exception("Nexus exporter: unexpected error in housekeeping")
 
     def _deliver(self, batch: TraceBatch) -> None:
         deadline = time.monotonic() + self._export_timeout
-        state = self._delivered.get(batch.trace_id)
+        with self._lock:
+            state = self._delivered.get(batch.trace_id)
         fresh = state is None
         if state is None:
             if not self._export_all and not any(mapping.is_genai(s) for s in batch.spans):
@@ -246,7 +320,7 @@ class NexusSender:
             self._stats.add("spans_dropped_late", len(batch.spans))
             return
         else:
-            self._delivered.move_to_end(batch.trace_id)
+            self._remember(batch.trace_id, state)
         if not self._post_spans(state, batch.spans, deadline):
             return
         if not fresh and batch.root_ended and not state.complete and state.nexus_id is not None:
@@ -362,10 +436,11 @@ class NexusSender:
 
     # -- bookkeeping --------------------------------------------------------------------------------------
     def _remember(self, trace_id: int, state: _Delivered) -> None:
-        self._delivered[trace_id] = state
-        self._delivered.move_to_end(trace_id)
-        while len(self._delivered) > _MAX_REMEMBERED_TRACES:
-            self._delivered.popitem(last=False)
+        with self._lock:
+            self._delivered[trace_id] = state
+            self._delivered.move_to_end(trace_id)
+            while len(self._delivered) > _MAX_REMEMBERED_TRACES:
+                self._delivered.popitem(last=False)
 
     def _report(self, error: NexusError, what: str) -> None:
         if isinstance(error, NexusRejected):
@@ -381,3 +456,8 @@ class NexusSender:
             self._log_once(
                 logging.WARNING, f"{what}:{type(error).__name__}", "Nexus exporter could not %s: %s", what, error
             )
+
+
+def _with_margin(deadline: float) -> float:
+    """``deadline`` less a small margin (0.1 s, or 10 % of what is left) for winding down before it."""
+    return deadline - min(0.1, 0.1 * max(0.0, deadline - time.monotonic()))
