@@ -112,6 +112,7 @@ def test_free_plan_second_agent_is_refused_once(server: NexusServer, caplog: pyt
     caplog.set_level(logging.WARNING)
     exporter, provider, tracer = pipeline(server)
     run(tracer, agent="first")
+    assert exporter.force_flush(5000)  # traces go out concurrently: make "first" the plan's one agent
     run(tracer, agent="second")
     assert exporter.force_flush(5000)
     assert [t["agent_id"] for t in server.traces] == ["first"]
