@@ -11,6 +11,14 @@ USER_MESSAGE = "What is the weather in Seattle? (secret-user-message)"
 INSTRUCTIONS = "You are a weather bot. (secret-instructions)"
 
 
+def get_weather(city: str) -> str:
+    """Gets the weather.
+
+    :param city: The city.
+    """
+    return TOOL_OUTPUT
+
+
 def metadata(scenario: str, polls: int = 1) -> dict[str, str]:
     return {"scenario": scenario, "polls_per_state": str(polls)}
 
@@ -19,13 +27,6 @@ def metadata(scenario: str, polls: int = 1) -> dict[str, str]:
 def agents_setup(client: Any, name: str = "weather-agent") -> tuple[str, str]:
     """Creates an agent (through the instrumented create_agent) and a thread with one user message."""
     from azure.ai.agents.models import FunctionTool
-
-    def get_weather(city: str) -> str:
-        """Gets the weather.
-
-        :param city: The city.
-        """
-        return TOOL_OUTPUT
 
     agent = client.create_agent(
         model="gpt-4o", name=name, instructions=INSTRUCTIONS, tools=FunctionTool({get_weather}).definitions
@@ -67,13 +68,6 @@ def agents_run(client: Any, agent_id: str, thread_id: str, scenario: str, polls:
 # ---- azure-ai-projects 1.0.0b10 (legacy) -----------------------------------------------------------------
 def projects_setup(client: Any, name: str = "weather-agent") -> tuple[str, str]:
     from azure.ai.projects.models import FunctionTool
-
-    def get_weather(city: str) -> str:
-        """Gets the weather.
-
-        :param city: The city.
-        """
-        return TOOL_OUTPUT
 
     agent = client.agents.create_agent(
         model="gpt-4o", name=name, instructions=INSTRUCTIONS, tools=FunctionTool({get_weather}).definitions

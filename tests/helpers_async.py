@@ -4,18 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from .helpers import ACTIVE, INSTRUCTIONS, TOOL_OUTPUT, USER_MESSAGE, metadata
+from .helpers import ACTIVE, INSTRUCTIONS, TOOL_OUTPUT, USER_MESSAGE, get_weather, metadata
 
 
 async def agents_setup_async(client: Any, name: str = "weather-agent") -> tuple[str, str]:
     from azure.ai.agents.models import FunctionTool
-
-    def get_weather(city: str) -> str:
-        """Gets the weather.
-
-        :param city: The city.
-        """
-        return TOOL_OUTPUT
 
     agent = await client.create_agent(
         model="gpt-4o", name=name, instructions=INSTRUCTIONS, tools=FunctionTool({get_weather}).definitions
@@ -57,13 +50,6 @@ async def agents_run_async(
 
 async def projects_setup_async(client: Any, name: str = "weather-agent") -> tuple[str, str]:
     from azure.ai.projects.models import FunctionTool
-
-    def get_weather(city: str) -> str:
-        """Gets the weather.
-
-        :param city: The city.
-        """
-        return TOOL_OUTPUT
 
     agent = await client.agents.create_agent(
         model="gpt-4o", name=name, instructions=INSTRUCTIONS, tools=FunctionTool({get_weather}).definitions

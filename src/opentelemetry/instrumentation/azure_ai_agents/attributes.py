@@ -15,7 +15,7 @@ from typing import Any, Iterable, Mapping, Optional
 from urllib.parse import urlsplit
 
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
-from opentelemetry.semconv.attributes import error_attributes, server_attributes
+from opentelemetry.semconv.attributes import server_attributes
 
 # --- names ------------------------------------------------------------------------------------------------
 PROVIDER_NAME = "azure.ai.foundry"
@@ -46,7 +46,6 @@ EXECUTE_TOOL = gen_ai.GenAiOperationNameValues.EXECUTE_TOOL.value
 
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled", "expired", "incomplete"})
 ERROR_STATUSES = frozenset({"failed", "expired", "incomplete"})
-STEP_TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled", "expired"})
 
 #: How the service's tool types map onto gen_ai.tool.type (function | extension | datastore): the app's own
 #: functions are ``function``; the service's knowledge tools (retrieval / grounding over a data source) are
@@ -194,14 +193,6 @@ def run_error_type(run: Mapping[str, Any], status: str) -> Optional[tuple[str, O
     return status, message
 
 
-def run_end_ns(run: Mapping[str, Any]) -> Optional[int]:
-    for key in ("completed_at", "failed_at", "cancelled_at", "expired_at", "expires_at"):
-        value = seconds_to_ns(field(run, key))
-        if value:
-            return value
-    return None
-
-
 def required_action_type(run: Mapping[str, Any]) -> Optional[str]:
     """``submit_tool_outputs``, ``submit_tool_approval`` (MCP approvals) or a type not invented yet."""
     return text_field(field(run, "required_action"), "type")
@@ -307,10 +298,6 @@ def tool_call(call: Mapping[str, Any]) -> ToolCall:
         result=result,
         server_label=label,
     )
-
-
-def error_attributes_for(error_type: str) -> dict[str, Any]:
-    return {error_attributes.ERROR_TYPE: error_type}
 
 
 # --- content shapes (only used when capture is on) -------------------------------------------------------
