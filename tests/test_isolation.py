@@ -278,3 +278,23 @@ def test_instrument_works_with_only_one_sdk_generation_installed(hidden, agent):
     assert report["status"].endswith("COMPLETED")
     assert f"invoke_agent {agent}" in report["spans"]
     assert any(name.startswith("execute_tool") for name in report["spans"])
+
+
+def test_a_reused_run_id_ends_the_older_span_instead_of_orphaning_it(emulator, instrument):
+    telemetry = instrument()
+    client = agents_client(emulator)
+    agent_id, thread_id = agents_setup(client)
+    first = client.runs.create(thread_id=thread_id, agent_id=agent_id, metadata={"scenario": "cancel"})
+    emulator.service.response_hook = lambda method, kind, payload: {**payload, "id": first.id} if kind == "run" else None
+    try:
+        second = client.runs.create(thread_id=thread_id, agent_id=agent_id, metadata={"scenario": "cancel"})
+    finally:
+        emulator.service.response_hook = None
+    assert second.id == first.id  # the (malformed) service answer the app got
+    [replaced] = telemetry.run_spans()
+    assert replaced.attributes["azure.ai.agents.run.unfinished"] == "replaced"
+    AzureAgentInstrumentor().uninstrument()
+    assert sorted(s.attributes["azure.ai.agents.run.unfinished"] for s in telemetry.run_spans()) == [
+        "replaced",
+        "shutdown",
+    ]

@@ -117,14 +117,18 @@ class RunTracker:
             return None
         state.run_id = run_id
         state.thread_id = attrs.text_field(run, "thread_id")
-        evicted: list[RunState] = []
+        evicted: list[tuple[RunState, str]] = []
         with self._lock:
             self._unregistered.discard(state)
+            # The service reused an id we still track (a malformed answer): end the older span, never orphan it.
+            replaced = self._open.pop(run_id, None)
+            if replaced is not None and replaced is not state:
+                evicted.append((self._release(replaced), "replaced"))
             self._open[run_id] = state
             while len(self._open) > self.config.max_open_runs:
-                evicted.append(self._release(self._open.popitem(last=False)[1]))
-        for old in evicted:
-            self._end_unfinished(old, "evicted")
+                evicted.append((self._release(self._open.popitem(last=False)[1]), "evicted"))
+        for old, reason in evicted:
+            self._end_unfinished(old, reason)
         return self.observe_run(run)
 
     def run_create_failed(self, state: RunState, exc: BaseException) -> None:
