@@ -37,7 +37,7 @@ def template_traces(count: int = 8) -> list[list[ReadableSpan]]:
     from azure.ai.agents.models import FunctionTool, ToolOutput
 
     from opentelemetry.instrumentation.azure_ai_agents import AzureAgentInstrumentor
-    from opentelemetry.instrumentation.azure_ai_agents.emulator import AgentsService, agents_client
+    from azure_ai_agents_emulator import AgentsService, agents_client
 
     def get_weather(city: str) -> str:
         """Gets the weather.
@@ -189,7 +189,7 @@ def _with_delay(server: Any, delay: float) -> Any:
 
 
 def _nexus_server(delay: float = 0.0) -> Any:
-    from opentelemetry.instrumentation.azure_ai_agents.emulator.nexus_server import NexusServer
+    from tests.fakes.nexus_server import NexusServer
 
     return _with_delay(NexusServer(plan="pro"), delay)
 
@@ -205,7 +205,7 @@ def _nexus_report(server: Any) -> dict[str, int]:
 
 
 def _otlp_server(delay: float = 0.0) -> Any:
-    from opentelemetry.instrumentation.azure_ai_agents.emulator.otlp_server import OtlpHttpReceiver
+    from tests.fakes.otlp_server import OtlpHttpReceiver
 
     return _with_delay(OtlpHttpReceiver(), delay)
 
@@ -215,7 +215,7 @@ def _otlp_report(server: Any) -> dict[str, int]:
 
 
 def _appinsights_server(delay: float = 0.0) -> Any:
-    from opentelemetry.instrumentation.azure_ai_agents.emulator.appinsights_server import AppInsightsReceiver
+    from tests.fakes.appinsights_server import AppInsightsReceiver
 
     return _with_delay(AppInsightsReceiver(), delay)
 
@@ -229,7 +229,7 @@ def _host(separate_process: bool) -> type:
 
 
 def nexus(traces: list[list[ReadableSpan]], delay: float = 0.0, separate_process: bool = True) -> dict[str, Any]:
-    from opentelemetry.instrumentation.azure_ai_agents.exporters import NexusSpanExporter
+    from opentelemetry.exporter.nexus import NexusSpanExporter
 
     total = sum(len(t) for t in traces)
     host = _host(separate_process)(lambda: _nexus_server(delay), lambda s: (s.url, s.api_key), _nexus_report)

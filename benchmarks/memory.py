@@ -31,7 +31,7 @@ _ACTIVE = ("queued", "in_progress", "requires_action", "cancelling")
 
 class Workload:
     def __init__(self, reset_every: int = 500) -> None:
-        from opentelemetry.instrumentation.azure_ai_agents.emulator import AgentsService, agents_client
+        from azure_ai_agents_emulator import AgentsService, agents_client
 
         self.service = AgentsService(default_scenario="function_call", polls_per_state=1)
         self.client = agents_client(self.service, in_process=True)

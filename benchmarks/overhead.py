@@ -78,7 +78,7 @@ class Bench:
 
     def __init__(self) -> None:
         from opentelemetry.instrumentation.azure_ai_agents import AzureAgentInstrumentor
-        from opentelemetry.instrumentation.azure_ai_agents.emulator import AgentsService, agents_client
+        from azure_ai_agents_emulator import AgentsService, agents_client
 
         self.exporter = NoopExporter()
         self.tracer_provider = TracerProvider()
@@ -180,7 +180,7 @@ def hook_cost(calls: int = 100_000) -> dict[str, Any]:
 
     import wrapt
     from opentelemetry.instrumentation.azure_ai_agents import AzureAgentInstrumentor
-    from opentelemetry.instrumentation.azure_ai_agents.emulator import AgentsService, agents_client
+    from azure_ai_agents_emulator import AgentsService, agents_client
     from opentelemetry.instrumentation.azure_ai_agents.patch import sync_wrapper
     from opentelemetry.instrumentation.azure_ai_agents.surfaces import SURFACES
 

@@ -40,10 +40,21 @@ def make_client(stack: ExitStack) -> tuple[AgentsClient, bool]:
         from azure.identity import DefaultAzureCredential
 
         return AgentsClient(endpoint=endpoint, credential=DefaultAzureCredential()), False
-    from opentelemetry.instrumentation.azure_ai_agents.emulator import AgentsEmulator, agents_client
+    from azure_ai_agents_emulator import AgentsEmulator, agents_client
 
     emulator = stack.enter_context(AgentsEmulator())
     return agents_client(emulator), True
+
+
+def use_test_fakes() -> None:
+    """Makes the repository's fake backends (``tests/fakes``: Nexus, OTLP, Application Insights receivers)
+    importable. The examples start one when no real backend is configured; it needs a source checkout."""
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[1])
+    if root not in sys.path:
+        sys.path.insert(0, root)
 
 
 def _scenario(name: str, emulated: bool) -> Optional[dict[str, str]]:

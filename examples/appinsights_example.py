@@ -19,7 +19,7 @@ import os
 from contextlib import ExitStack
 from typing import Any, Optional
 
-from agent_app import make_client, weather_run
+from agent_app import make_client, use_test_fakes, weather_run
 
 from opentelemetry.instrumentation.azure_ai_agents.configure import configure_telemetry
 
@@ -29,7 +29,8 @@ from opentelemetry.instrumentation.azure_ai_agents.configure import configure_te
 
 def show(receiver: Any) -> None:
     """What Application Insights would list for these operations."""
-    from opentelemetry.instrumentation.azure_ai_agents.emulator.appinsights_server import base_data
+    use_test_fakes()
+    from tests.fakes.appinsights_server import base_data
 
     print(f"\nLocal ingestion endpoint got {len(receiver.envelopes)} envelopes. Dependencies:")
     for envelope in receiver.dependencies():
@@ -46,7 +47,8 @@ def main() -> None:
         receiver = None
         options: dict[str, Any] = {}
         if not os.environ.get("APPLICATIONINSIGHTS_CONNECTION_STRING"):
-            from opentelemetry.instrumentation.azure_ai_agents.emulator.appinsights_server import AppInsightsReceiver
+            use_test_fakes()
+            from tests.fakes.appinsights_server import AppInsightsReceiver
 
             receiver = stack.enter_context(AppInsightsReceiver())
             os.environ["APPLICATIONINSIGHTS_CONNECTION_STRING"] = receiver.connection_string

@@ -21,7 +21,7 @@ async def make_client(stack: AsyncExitStack) -> tuple[Any, bool]:
 
         credential = await stack.enter_async_context(DefaultAzureCredential())
         return AgentsClient(endpoint=endpoint, credential=credential), False
-    from opentelemetry.instrumentation.azure_ai_agents.emulator import AgentsEmulator, async_agents_client
+    from azure_ai_agents_emulator import AgentsEmulator, async_agents_client
 
     emulator = stack.enter_context(AgentsEmulator())
     return async_agents_client(emulator), True

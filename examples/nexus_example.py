@@ -17,13 +17,14 @@ import os
 from contextlib import ExitStack
 from typing import Any
 
-from agent_app import make_client, weather_run
+from agent_app import make_client, use_test_fakes, weather_run
 
 from opentelemetry.instrumentation.azure_ai_agents.configure import configure_telemetry
 
 
 def start_local_nexus(stack: ExitStack) -> Any:
-    from opentelemetry.instrumentation.azure_ai_agents.emulator.nexus_server import NexusServer
+    use_test_fakes()
+    from tests.fakes.nexus_server import NexusServer
 
     server = stack.enter_context(NexusServer())
     os.environ["NEXUS_API_KEY"] = server.api_key

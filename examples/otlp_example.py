@@ -20,7 +20,7 @@ import os
 from contextlib import ExitStack
 from typing import Any, Optional
 
-from agent_app import make_client, weather_run
+from agent_app import make_client, use_test_fakes, weather_run
 
 from opentelemetry.instrumentation.azure_ai_agents.configure import configure_telemetry
 
@@ -30,7 +30,8 @@ from opentelemetry.instrumentation.azure_ai_agents.configure import configure_te
 
 def start_local_receiver(stack: ExitStack) -> Any:
     """A local OTLP receiver for the configured protocol; points OTEL_EXPORTER_OTLP_ENDPOINT at it."""
-    from opentelemetry.instrumentation.azure_ai_agents.emulator.otlp_server import OtlpGrpcReceiver, OtlpHttpReceiver
+    use_test_fakes()
+    from tests.fakes.otlp_server import OtlpGrpcReceiver, OtlpHttpReceiver
 
     protocol = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
     receiver = stack.enter_context(OtlpGrpcReceiver() if protocol == "grpc" else OtlpHttpReceiver())

@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from opentelemetry.instrumentation.azure_ai_agents import AzureAgentInstrumentor
-from opentelemetry.instrumentation.azure_ai_agents.emulator import AgentsEmulator
+from azure_ai_agents_emulator import AgentsEmulator
 
 _CONTENT_ENV = (
     "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from opentelemetry.instrumentation.azure_ai_agents.emulator import async_agents_client, project_client
+from azure_ai_agents_emulator import async_agents_client, project_client
 
 from .helpers import projects_run, projects_setup
 from .helpers_async import agents_run_async, agents_setup_async
@@ -72,7 +72,7 @@ def test_remaining_sync_and_async_reads_steps_and_agent_names(emulator, instrume
     instrumentation suppressed, so only the read (or update) can teach the run span its name."""
     from opentelemetry.instrumentation.utils import suppress_instrumentation
 
-    from opentelemetry.instrumentation.azure_ai_agents.emulator import agents_client, async_project_client
+    from azure_ai_agents_emulator import agents_client, async_project_client
 
     from .helpers import agents_run, agents_setup
     from .helpers_async import projects_run_async, projects_setup_async

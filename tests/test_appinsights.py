@@ -18,8 +18,8 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 
-from opentelemetry.instrumentation.azure_ai_agents.emulator import agents_client
-from opentelemetry.instrumentation.azure_ai_agents.emulator.appinsights_server import (
+from azure_ai_agents_emulator import agents_client
+from tests.fakes.appinsights_server import (
     AppInsightsReceiver,
     base_data,
     base_type_of,

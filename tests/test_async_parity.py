@@ -8,7 +8,7 @@ import asyncio
 import pytest
 from opentelemetry.trace import StatusCode
 
-from opentelemetry.instrumentation.azure_ai_agents.emulator import (
+from azure_ai_agents_emulator import (
     agents_client,
     async_agents_client,
     async_project_client,

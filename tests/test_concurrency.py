@@ -9,7 +9,7 @@ from typing import Any
 
 from opentelemetry import trace
 
-from opentelemetry.instrumentation.azure_ai_agents.emulator import agents_client, async_agents_client
+from azure_ai_agents_emulator import agents_client, async_agents_client
 
 from .helpers import TOOL_OUTPUT, agents_setup, metadata
 from .helpers_async import agents_setup_async

@@ -22,10 +22,10 @@ from opentelemetry.instrumentation.azure_ai_agents.configure import (
     configure_telemetry,
     resolve_exporter_names,
 )
-from opentelemetry.instrumentation.azure_ai_agents.emulator import agents_client
-from opentelemetry.instrumentation.azure_ai_agents.emulator.appinsights_server import AppInsightsReceiver, base_data
-from opentelemetry.instrumentation.azure_ai_agents.emulator.nexus_server import NexusServer
-from opentelemetry.instrumentation.azure_ai_agents.emulator.otlp_server import OtlpGrpcReceiver, OtlpHttpReceiver
+from azure_ai_agents_emulator import agents_client
+from tests.fakes.appinsights_server import AppInsightsReceiver, base_data
+from tests.fakes.nexus_server import NexusServer
+from tests.fakes.otlp_server import OtlpGrpcReceiver, OtlpHttpReceiver
 
 from .helpers import INSTRUCTIONS, agents_run, agents_setup
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from opentelemetry.instrumentation.azure_ai_agents.emulator import agents_client
+from azure_ai_agents_emulator import agents_client
 
 from .helpers import INSTRUCTIONS, TOOL_OUTPUT, USER_MESSAGE, agents_run, agents_setup
 

@@ -22,7 +22,7 @@ from azure.ai.agents import models as am  # noqa: E402
 from azure.ai.projects import models as pm  # noqa: E402
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError  # noqa: E402
 
-from opentelemetry.instrumentation.azure_ai_agents.emulator import (  # noqa: E402
+from azure_ai_agents_emulator import (  # noqa: E402
     SCENARIO_NAMES,
     AgentsEmulator,
     AgentsService,
@@ -106,8 +106,8 @@ def _call(service: AgentsService, method: str, route: str, body: Any = None, **q
 
 def test_import_needs_only_the_standard_library() -> None:
     code = (
-        "import sys; import opentelemetry.instrumentation.azure_ai_agents.emulator as e; "
-        "e.AgentsService(); bad = [m for m in sys.modules if m.startswith('azure')]; assert not bad, bad"
+        "import sys; import azure_ai_agents_emulator as e; "
+        "e.AgentsService(); bad = [m for m in sys.modules if m.startswith('azure.')]; assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -542,8 +542,8 @@ def test_in_process_transport_sync() -> None:
 def test_in_process_transport_legacy_and_async() -> None:
     from azure.ai.projects import AIProjectClient
 
-    from opentelemetry.instrumentation.azure_ai_agents.emulator import InProcessTransport
-    from opentelemetry.instrumentation.azure_ai_agents.emulator.clients import FakeCredential, auth_policy
+    from azure_ai_agents_emulator import InProcessTransport
+    from azure_ai_agents_emulator.clients import FakeCredential, auth_policy
 
     service = AgentsService(default_scenario="code_interpreter")
     conn = "emulated.example;sub;rg;proj"  # from_connection_string forces https: fine in process
@@ -587,7 +587,7 @@ def test_emulator_addresses_and_reset(emulator: AgentsEmulator, client: Any) -> 
 
 def test_module_main_serves_and_prints_endpoint() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "opentelemetry.instrumentation.azure_ai_agents.emulator", "--port", "0"],
+        [sys.executable, "-m", "azure_ai_agents_emulator", "--port", "0"],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -25,13 +25,13 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import StatusCode
 
 from opentelemetry.instrumentation.azure_ai_agents import AzureAgentInstrumentor
-from opentelemetry.instrumentation.azure_ai_agents.emulator import (
+from azure_ai_agents_emulator import (
     AgentsEmulator,
     agents_client,
     async_agents_client,
     project_client,
 )
-from opentelemetry.instrumentation.azure_ai_agents.emulator.clients import AsyncFakeCredential, FakeCredential, auth_policy
+from azure_ai_agents_emulator.clients import AsyncFakeCredential, FakeCredential, auth_policy
 
 from .helpers import ACTIVE, TOOL_OUTPUT, agents_run, agents_setup, metadata, projects_setup
 from .helpers_async import agents_setup_async
@@ -316,8 +316,8 @@ def test_a_failing_step_listing_when_the_run_ends_costs_the_app_at_most_one_retr
 
 # ---- backends, fed by the instrumented app ------------------------------------------------------------------
 def test_nexus_answering_503_intermittently_loses_and_duplicates_nothing(emulator, instrument):
-    from opentelemetry.instrumentation.azure_ai_agents.emulator.nexus_server import CREATE_SPAN, CREATE_TRACE, NexusServer
-    from opentelemetry.instrumentation.azure_ai_agents.exporters import NexusSpanExporter
+    from tests.fakes.nexus_server import CREATE_SPAN, CREATE_TRACE, NexusServer
+    from opentelemetry.exporter.nexus import NexusSpanExporter
 
     runs = 6
     with NexusServer() as nexus:
@@ -352,7 +352,7 @@ def test_nexus_answering_503_intermittently_loses_and_duplicates_nothing(emulato
 def test_hanging_application_insights_ingestion_never_blocks_the_app_and_shutdown_is_bounded(emulator, monkeypatch):
     pytest.importorskip("azure.monitor.opentelemetry.exporter")
     from opentelemetry.instrumentation.azure_ai_agents.configure import configure_telemetry
-    from opentelemetry.instrumentation.azure_ai_agents.emulator.appinsights_server import AppInsightsReceiver
+    from tests.fakes.appinsights_server import AppInsightsReceiver
 
     for name in ("APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED", "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL",
                  "APPLICATIONINSIGHTS_SDKSTATS_DISABLED"):

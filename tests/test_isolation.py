@@ -9,7 +9,7 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from opentelemetry.trace import StatusCode
 
 from opentelemetry.instrumentation.azure_ai_agents import AzureAgentInstrumentor
-from opentelemetry.instrumentation.azure_ai_agents.emulator import agents_client, project_client
+from azure_ai_agents_emulator import agents_client, project_client
 from opentelemetry.instrumentation.azure_ai_agents.surfaces import SURFACES
 
 from .helpers import agents_run, agents_setup, projects_run, projects_setup
@@ -199,7 +199,7 @@ def test_a_failing_tracer_never_reaches_streams_helpers_or_functions(emulator):
     """Streams, polling helpers and SDK-executed functions with a tracer that raises everywhere."""
     import asyncio
 
-    from opentelemetry.instrumentation.azure_ai_agents.emulator import async_agents_client
+    from azure_ai_agents_emulator import async_agents_client
 
     from .helpers import metadata
 

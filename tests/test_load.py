@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import sys
 import threading
 import tracemalloc
@@ -18,7 +19,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, Sp
 from opentelemetry.trace import StatusCode
 
 from opentelemetry.instrumentation.azure_ai_agents import AzureAgentInstrumentor
-from opentelemetry.instrumentation.azure_ai_agents.emulator import (
+from azure_ai_agents_emulator import (
     AgentsService,
     MessageStep,
     Scenario,
@@ -226,7 +227,9 @@ class LeanRuns:
         gc.collect()
 
 
-TOTAL_RUNS = 10_000
+#: 10,000 in the benchmarks' full size (LOAD_TEST_RUNS=10000); 4,000 by default keeps the suite fast and still
+#: runs 1,200 steady-state runs after the finished-run memory (1,024 runs) is full.
+TOTAL_RUNS = int(os.environ.get("LOAD_TEST_RUNS", "4000"))
 TRACED_RUNS = 800  #: the last runs, under tracemalloc (about 5x slower), and as many uninstrumented ones
 
 
@@ -242,8 +245,8 @@ def _residual_after(work: Any) -> int:
 
 
 @pytest.mark.timeout(180)
-def test_ten_thousand_sequential_runs_keep_memory_flat():
-    """Steady state: allocated blocks flat from run 2,000 to run 9,200. Then the last 800 runs under tracemalloc,
+def test_thousands_of_sequential_runs_keep_memory_flat():
+    """Steady state: allocated blocks flat from run 2,000 to run TOTAL_RUNS - 800. Then the last 800 runs under tracemalloc,
     ended by uninstrument(): what they leave behind is compared with 800 uninstrumented runs (SDK caches)."""
     exporter = CountingExporter()
     provider = TracerProvider()

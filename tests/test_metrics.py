@@ -6,7 +6,7 @@ from typing import Any
 
 from opentelemetry.sdk.metrics.export import HistogramDataPoint
 
-from opentelemetry.instrumentation.azure_ai_agents.emulator import agents_client
+from azure_ai_agents_emulator import agents_client
 from opentelemetry.instrumentation.azure_ai_agents.metrics import DURATION_BUCKETS, TOKEN_BUCKETS
 
 from .helpers import agents_run, agents_setup, metadata

@@ -17,8 +17,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
-from opentelemetry.instrumentation.azure_ai_agents.emulator.nexus_server import CREATE_TRACE, NexusServer
-from opentelemetry.instrumentation.azure_ai_agents.exporters import NexusSpanExporter
+from tests.fakes.nexus_server import CREATE_TRACE, NexusServer
+from opentelemetry.exporter.nexus import NexusSpanExporter
 
 AGENT = "weather-bot"
 STEP = {"azure.ai.agents.run_step.id": "step_1"}  # step spans carry no gen_ai.operation.name
@@ -325,18 +325,16 @@ def test_loopback_http_and_https_are_accepted() -> None:
         exporter.shutdown(timeout_millis=100)  # never started: no traffic
 
 
-def test_exporters_package_is_lazy_and_has_an_entry_point_target() -> None:
+def test_instrumentation_exporters_package_is_lazy_and_never_loads_nexus() -> None:
     code = (
         "import sys; import opentelemetry.instrumentation.azure_ai_agents.exporters as e; "
         "assert 'urllib3' not in sys.modules; "
-        "assert 'opentelemetry.instrumentation.azure_ai_agents.exporters.nexus' not in sys.modules; "
-        "from opentelemetry.instrumentation.azure_ai_agents.exporters.nexus import NexusSpanExporter as N; "
-        "assert e.NexusSpanExporter is N and 'urllib3' not in sys.modules; "
+        "assert 'opentelemetry.exporter.nexus' not in sys.modules; "
+        "e.RunTreeSpanExporter; assert 'opentelemetry.exporter.nexus' not in sys.modules; "
+        "from opentelemetry.exporter.nexus import NexusSpanExporter as N; "
         "sys.modules['urllib3'] = None; assert not N(api_key='nxs_' + '0' * 64).enabled; print('ok')"
     )
-    src = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=30)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert result.stdout.strip() == "ok", result.stderr
 
 

@@ -16,8 +16,8 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from opentelemetry.instrumentation.azure_ai_agents.configure import configure_telemetry
-from opentelemetry.instrumentation.azure_ai_agents.emulator import agents_client
-from opentelemetry.instrumentation.azure_ai_agents.emulator.otlp_server import (
+from azure_ai_agents_emulator import agents_client
+from tests.fakes.otlp_server import (
     OtlpGrpcReceiver,
     OtlpHttpReceiver,
     ReceivedSpan,

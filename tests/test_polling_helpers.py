@@ -13,7 +13,7 @@ from azure.core.exceptions import HttpResponseError
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, StatusCode
 
-from opentelemetry.instrumentation.azure_ai_agents.emulator import (
+from azure_ai_agents_emulator import (
     agents_client,
     async_agents_client,
     async_project_client,

@@ -24,7 +24,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from opentelemetry.instrumentation.azure_ai_agents import AzureAgentInstrumentor
-from opentelemetry.instrumentation.azure_ai_agents.emulator import (
+from azure_ai_agents_emulator import (
     AgentsService,
     agents_client,
     async_agents_client,

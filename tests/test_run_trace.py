@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from opentelemetry.trace import SpanKind, StatusCode
 
-from opentelemetry.instrumentation.azure_ai_agents.emulator import agents_client, project_client
+from azure_ai_agents_emulator import agents_client, project_client
 
 from .helpers import agents_run, agents_setup, projects_run, projects_setup
 

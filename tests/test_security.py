@@ -18,13 +18,13 @@ from typing import Any, Callable, Iterator
 import pytest
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from opentelemetry.instrumentation.azure_ai_agents.emulator import (
+from azure_ai_agents_emulator import (
     agents_client,
     async_agents_client,
     async_project_client,
     project_client,
 )
-from opentelemetry.instrumentation.azure_ai_agents.emulator.clients import TOKEN
+from azure_ai_agents_emulator.clients import TOKEN
 
 from .helpers import (
     INSTRUCTIONS,
@@ -328,9 +328,9 @@ def test_api_keys_never_reach_logs_or_spans(emulator, instrument, debug_logs, mo
     pytest.importorskip("azure.monitor.opentelemetry.exporter")
     from azure.monitor.opentelemetry.exporter import AzureMonitorTraceExporter
 
-    from opentelemetry.instrumentation.azure_ai_agents.emulator.appinsights_server import AppInsightsReceiver
-    from opentelemetry.instrumentation.azure_ai_agents.emulator.nexus_server import NexusServer
-    from opentelemetry.instrumentation.azure_ai_agents.exporters import NexusSpanExporter
+    from tests.fakes.appinsights_server import AppInsightsReceiver
+    from tests.fakes.nexus_server import NexusServer
+    from opentelemetry.exporter.nexus import NexusSpanExporter
 
     ikey = str(uuid.uuid4())
     with NexusServer(api_key=NEXUS_KEY) as nexus, AppInsightsReceiver(instrumentation_key=ikey) as ingestion:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from opentelemetry.trace import StatusCode
 
-from opentelemetry.instrumentation.azure_ai_agents.emulator import (
+from azure_ai_agents_emulator import (
     InProcessTransport,
     agents_client,
     async_agents_client,

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from opentelemetry.trace import StatusCode
 
-from opentelemetry.instrumentation.azure_ai_agents.emulator import agents_client
+from azure_ai_agents_emulator import agents_client
 
 from .helpers import agents_run, agents_setup, metadata
 

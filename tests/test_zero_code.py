@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from opentelemetry.instrumentation.azure_ai_agents import AzureAgentInstrumentor
-from opentelemetry.instrumentation.azure_ai_agents.emulator.appinsights_server import AppInsightsReceiver, base_data
-from opentelemetry.instrumentation.azure_ai_agents.emulator.nexus_server import NexusServer
-from opentelemetry.instrumentation.azure_ai_agents.emulator.otlp_server import OtlpGrpcReceiver, OtlpHttpReceiver
+from tests.fakes.appinsights_server import AppInsightsReceiver, base_data
+from tests.fakes.nexus_server import NexusServer
+from tests.fakes.otlp_server import OtlpGrpcReceiver, OtlpHttpReceiver
 
 pytest.importorskip("opentelemetry.distro")
 
@@ -74,7 +74,8 @@ def test_entry_points_load_and_dependencies_are_satisfied():
     assert instrumentor.load() is AzureAgentInstrumentor
     assert get_dist_dependency_conflicts(instrumentor.dist) is None  # instruments-any: one SDK is enough
 
-    from opentelemetry.instrumentation.azure_ai_agents.exporters import NexusSpanExporter, RunTreeSpanExporter
+    from opentelemetry.exporter.nexus import NexusSpanExporter
+    from opentelemetry.instrumentation.azure_ai_agents.exporters import RunTreeSpanExporter
 
     exporters = {ep.name: ep for ep in entry_points(group="opentelemetry_traces_exporter")}
     assert exporters["nexus"].load() is NexusSpanExporter

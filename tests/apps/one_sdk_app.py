@@ -28,7 +28,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
 
 from opentelemetry.instrumentation.azure_ai_agents import AzureAgentInstrumentor  # noqa: E402
-from opentelemetry.instrumentation.azure_ai_agents.emulator import AgentsEmulator  # noqa: E402
+from azure_ai_agents_emulator import AgentsEmulator  # noqa: E402
 
 exporter = InMemorySpanExporter()
 provider = TracerProvider()
@@ -37,14 +37,14 @@ AzureAgentInstrumentor().instrument(tracer_provider=provider, raise_exception_on
 
 with AgentsEmulator() as emulator:
     if HIDDEN == "azure.ai.agents":
-        from opentelemetry.instrumentation.azure_ai_agents.emulator import project_client
+        from azure_ai_agents_emulator import project_client
 
         agents = project_client(emulator).agents
         agent = agents.create_agent(model="gpt-4o", name="legacy-agent")
         thread = agents.create_thread()
         run = agents.create_and_process_run(thread_id=thread.id, agent_id=agent.id, sleep_interval=0)
     else:
-        from opentelemetry.instrumentation.azure_ai_agents.emulator import agents_client
+        from azure_ai_agents_emulator import agents_client
 
         client = agents_client(emulator)
         agent = client.create_agent(model="gpt-4o", name="current-agent")

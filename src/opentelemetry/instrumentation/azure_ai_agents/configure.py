@@ -197,7 +197,7 @@ def _build_azure_monitor(options: Mapping[str, Any], forced: Optional[str], trac
 def _build_nexus(options: Mapping[str, Any], forced: Optional[str], tracer_provider: Any) -> _Built:
     _import("nexus", "urllib3", "PoolManager", "urllib3")  # the exporter would only warn and drop everything
     cls = _import(
-        "nexus", "opentelemetry.instrumentation.azure_ai_agents.exporters.nexus", "NexusSpanExporter", "urllib3"
+        "nexus", "opentelemetry.exporter.nexus", "NexusSpanExporter", "urllib3"
     )
     if not options.get("api_key") and not os.environ.get("NEXUS_API_KEY", "").strip():
         raise ValueError(

@@ -1,7 +1,7 @@
-"""Span exporters shipped with the instrumentation.
+"""Span exporters shipped with the instrumentation (the Nexus exporter is its own distribution,
+``opentelemetry-exporter-nexus``).
 
-Attributes are resolved lazily so that importing this package costs nothing and never requires an
-exporter's optional dependencies (``urllib3`` for Nexus) until the exporter is actually used.
+Attributes are resolved lazily so that importing this package costs nothing until an exporter is used.
 """
 
 from __future__ import annotations
@@ -10,13 +10,11 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .nexus import NexusSpanExporter
     from .tree import RunTreeSpanExporter
 
-__all__ = ["NexusSpanExporter", "RunTreeSpanExporter"]
+__all__ = ["RunTreeSpanExporter"]
 
 _LAZY = {
-    "NexusSpanExporter": ".nexus",
     "RunTreeSpanExporter": ".tree",
 }
 

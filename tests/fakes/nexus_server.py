@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from typing import Any, Optional
 from urllib.parse import parse_qs, urlsplit
 
-from .local_server import LocalHandler, LocalHttpServer
+from azure_ai_agents_emulator.local_server import LocalHandler, LocalHttpServer
 
 __all__ = ["NexusServer", "RequestRecord", "ROUTES"]
 

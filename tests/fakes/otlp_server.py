@@ -28,7 +28,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from .local_server import LocalHandler, LocalHttpServer, Startable, Waitable, decode_content
+from azure_ai_agents_emulator.local_server import LocalHandler, LocalHttpServer, Startable, Waitable, decode_content
 
 __all__ = ["OtlpHttpReceiver", "OtlpGrpcReceiver", "ReceivedSpan", "OtlpRequest", "any_value"]
 

@@ -31,7 +31,7 @@ import time
 from typing import Any, Callable, Mapping, Optional
 from urllib.parse import quote, urlencode, urlsplit
 
-from .nexus_http import NoAnswer, NotSent, TlsFailure, Transport
+from .http import NoAnswer, NotSent, TlsFailure, Transport
 
 _logger = logging.getLogger(__name__)
 

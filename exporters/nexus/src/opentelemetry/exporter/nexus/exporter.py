@@ -6,7 +6,7 @@ each trace on one worker), so :meth:`export` never waits on the network. Usage::
 
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
-    from opentelemetry.instrumentation.azure_ai_agents.exporters import NexusSpanExporter
+    from opentelemetry.exporter.nexus import NexusSpanExporter
 
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(NexusSpanExporter()))  # reads NEXUS_* variables
@@ -28,9 +28,9 @@ from typing import Optional, Sequence
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from . import nexus_mapping as mapping
-from .nexus_client import NexusClient, endpoint_problem
-from .nexus_sender import LogOnce, NexusSender, Stats, TraceBatch
+from . import mapping
+from .client import NexusClient, endpoint_problem
+from .sender import LogOnce, NexusSender, Stats, TraceBatch
 
 __all__ = ["NexusSpanExporter", "DEFAULT_ENDPOINT"]
 

@@ -1,4 +1,4 @@
-"""``python -m opentelemetry.instrumentation.azure_ai_agents.emulator --port 8089``: serve in the foreground."""
+"""``python -m azure_ai_agents_emulator --port 8089``: serve in the foreground."""
 
 from __future__ import annotations
 

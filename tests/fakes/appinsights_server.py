@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional, Sequence, Union
 from urllib.parse import urlsplit
 
-from .local_server import LocalHandler, LocalHttpServer, decode_content
+from azure_ai_agents_emulator.local_server import LocalHandler, LocalHttpServer, decode_content
 
 __all__ = ["AppInsightsReceiver", "TrackRequest", "DEFAULT_IKEY", "TRACK_PATHS"]
 

@@ -1,6 +1,6 @@
 """A local emulator of the Azure AI Agents service for tests, examples and benchmarks.
 
-    from opentelemetry.instrumentation.azure_ai_agents.emulator import AgentsEmulator, agents_client
+    from azure_ai_agents_emulator import AgentsEmulator, agents_client
 
     with AgentsEmulator() as emulator:
         client = agents_client(emulator)            # a real azure.ai.agents.AgentsClient

@@ -37,8 +37,8 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 from opentelemetry import context as otel_context
 from opentelemetry.sdk.trace import ReadableSpan
 
-from . import nexus_mapping as mapping
-from .nexus_client import NexusAmbiguous, NexusClient, NexusError, NexusRejected, NexusUnavailable
+from . import mapping
+from .client import NexusAmbiguous, NexusClient, NexusError, NexusRejected, NexusUnavailable
 
 _logger = logging.getLogger(__name__)
 _STOP = object()
