@@ -115,7 +115,7 @@ def paired_added_us(base_rounds: Sequence[Sequence[int]], other_rounds: Sequence
     of the per-round differences.
     """
     diffs = sorted(
-        (median(o) - median(b)) / 1000 for b, o in zip(base_rounds, other_rounds) if len(b) and len(o)
+        (median(o) - median(b)) / 1000 for b, o in zip(base_rounds, other_rounds, strict=False) if len(b) and len(o)
     )
     return {
         "added_us": round(quantile(diffs, 0.5), 2),

@@ -36,8 +36,8 @@ def template_traces(count: int = 8) -> list[list[ReadableSpan]]:
     """Real run traces from the instrumented SDK, each ordered as exported (root last)."""
     from azure.ai.agents.models import FunctionTool, ToolOutput
 
-    from opentelemetry.instrumentation.azure_ai_agents import AzureAgentInstrumentor
     from azure_ai_agents_emulator import AgentsService, agents_client
+    from opentelemetry.instrumentation.azure_ai_agents import AzureAgentInstrumentor
 
     def get_weather(city: str) -> str:
         """Gets the weather.

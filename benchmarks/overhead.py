@@ -77,8 +77,8 @@ class Bench:
     """The clients, providers and instrumentors shared by every round."""
 
     def __init__(self) -> None:
-        from opentelemetry.instrumentation.azure_ai_agents import AzureAgentInstrumentor
         from azure_ai_agents_emulator import AgentsService, agents_client
+        from opentelemetry.instrumentation.azure_ai_agents import AzureAgentInstrumentor
 
         self.exporter = NoopExporter()
         self.tracer_provider = TracerProvider()
@@ -179,8 +179,9 @@ def hook_cost(calls: int = 100_000) -> dict[str, Any]:
     import timeit
 
     import wrapt
-    from opentelemetry.instrumentation.azure_ai_agents import AzureAgentInstrumentor
+
     from azure_ai_agents_emulator import AgentsService, agents_client
+    from opentelemetry.instrumentation.azure_ai_agents import AzureAgentInstrumentor
     from opentelemetry.instrumentation.azure_ai_agents.patch import sync_wrapper
     from opentelemetry.instrumentation.azure_ai_agents.surfaces import SURFACES
 

@@ -105,10 +105,10 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
     cells = [[_fmt(c) if not isinstance(c, str) else c for c in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
     line = "  ".join("-" * w for w in widths)
-    out = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip(), line]
+    out = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=False)).rstrip(), line]
     for row in cells:
         out.append(
-            "  ".join(c.rjust(w) if _NUMERIC.match(c) else c.ljust(w) for c, w in zip(row, widths)).rstrip()
+            "  ".join(c.rjust(w) if _NUMERIC.match(c) else c.ljust(w) for c, w in zip(row, widths, strict=False)).rstrip()
         )
     return "\n".join(out)
 

@@ -110,7 +110,10 @@ def failing_run(client: AgentsClient, emulated: bool) -> Any:
     thread = client.threads.create()
     client.messages.create(thread_id=thread.id, role="user", content="Summarise the quarterly report.")
     run = client.runs.create_and_process(
-        thread_id=thread.id, agent_id=agent.id, metadata=_scenario("failed", emulated), polling_interval=_interval(emulated)
+        thread_id=thread.id,
+        agent_id=agent.id,
+        metadata=_scenario("failed", emulated),
+        polling_interval=_interval(emulated),
     )
     client.delete_agent(agent.id)
     return run

@@ -14,17 +14,13 @@ Needs the ``azure-monitor`` extra: ``pip install 'opentelemetry-instrumentation-
 
 from __future__ import annotations
 
-import json
 import os
 from contextlib import ExitStack
-from typing import Any, Optional
+from typing import Any
 
 from agent_app import make_client, use_test_fakes, weather_run
 
 from opentelemetry.instrumentation.azure_ai_agents.configure import configure_telemetry
-
-
-
 
 
 def show(receiver: Any) -> None:

@@ -45,7 +45,9 @@ async def main() -> None:
             client, emulated = await make_client(stack)
             async with client:
                 agent = await client.create_agent(
-                    model=os.environ.get("MODEL_DEPLOYMENT_NAME", "gpt-4o"), name="math-agent", instructions="Use Python."
+                    model=os.environ.get("MODEL_DEPLOYMENT_NAME", "gpt-4o"),
+                    name="math-agent",
+                    instructions="Use Python.",
                 )
                 questions = [f"What is {n} squared?" for n in range(1, 6)]
                 for line in await asyncio.gather(*(one_run(client, agent.id, q, emulated) for q in questions)):

@@ -15,17 +15,13 @@ Needs the ``otlp`` extra: ``pip install 'opentelemetry-instrumentation-azure-ai-
 
 from __future__ import annotations
 
-import json
 import os
 from contextlib import ExitStack
-from typing import Any, Optional
+from typing import Any
 
 from agent_app import make_client, use_test_fakes, weather_run
 
 from opentelemetry.instrumentation.azure_ai_agents.configure import configure_telemetry
-
-
-
 
 
 def start_local_receiver(stack: ExitStack) -> Any:

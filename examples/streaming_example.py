@@ -9,7 +9,6 @@ time to the first event is recorded as gen_ai.response.time_to_first_chunk.
 from __future__ import annotations
 
 import json
-import os
 from contextlib import ExitStack
 from typing import Any
 
@@ -45,7 +44,10 @@ def main() -> None:
         functions = FunctionTool({get_weather})
         with client:
             agent = client.create_agent(
-                model=model(), name="weather-agent", instructions="Answer with the weather.", tools=functions.definitions
+                model=model(),
+                name="weather-agent",
+                instructions="Answer with the weather.",
+                tools=functions.definitions,
             )
             thread = client.threads.create()
             client.messages.create(thread_id=thread.id, role="user", content="What's the weather in Seattle?")

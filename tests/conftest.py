@@ -11,8 +11,8 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from opentelemetry.instrumentation.azure_ai_agents import AzureAgentInstrumentor
 from azure_ai_agents_emulator import AgentsEmulator
+from opentelemetry.instrumentation.azure_ai_agents import AzureAgentInstrumentor
 
 _CONTENT_ENV = (
     "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",

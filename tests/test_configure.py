@@ -15,6 +15,7 @@ import pytest
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from azure_ai_agents_emulator import agents_client
 from opentelemetry.instrumentation.azure_ai_agents import AzureAgentInstrumentor
 from opentelemetry.instrumentation.azure_ai_agents.configure import (
     DEFAULT_SERVICE_NAME,
@@ -22,7 +23,6 @@ from opentelemetry.instrumentation.azure_ai_agents.configure import (
     configure_telemetry,
     resolve_exporter_names,
 )
-from azure_ai_agents_emulator import agents_client
 from tests.fakes.appinsights_server import AppInsightsReceiver, base_data
 from tests.fakes.nexus_server import NexusServer
 from tests.fakes.otlp_server import OtlpGrpcReceiver, OtlpHttpReceiver

@@ -24,7 +24,6 @@ from azure.core.pipeline.policies import AsyncHTTPPolicy, HTTPPolicy
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import StatusCode
 
-from opentelemetry.instrumentation.azure_ai_agents import AzureAgentInstrumentor
 from azure_ai_agents_emulator import (
     AgentsEmulator,
     agents_client,
@@ -32,6 +31,7 @@ from azure_ai_agents_emulator import (
     project_client,
 )
 from azure_ai_agents_emulator.clients import AsyncFakeCredential, FakeCredential, auth_policy
+from opentelemetry.instrumentation.azure_ai_agents import AzureAgentInstrumentor
 
 from .helpers import ACTIVE, TOOL_OUTPUT, agents_run, agents_setup, metadata, projects_setup
 from .helpers_async import agents_setup_async
@@ -316,8 +316,8 @@ def test_a_failing_step_listing_when_the_run_ends_costs_the_app_at_most_one_retr
 
 # ---- backends, fed by the instrumented app ------------------------------------------------------------------
 def test_nexus_answering_503_intermittently_loses_and_duplicates_nothing(emulator, instrument):
-    from tests.fakes.nexus_server import CREATE_SPAN, CREATE_TRACE, NexusServer
     from opentelemetry.exporter.nexus import NexusSpanExporter
+    from tests.fakes.nexus_server import CREATE_SPAN, CREATE_TRACE, NexusServer
 
     runs = 6
     with NexusServer() as nexus:

@@ -8,8 +8,8 @@ import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from opentelemetry.trace import StatusCode
 
-from opentelemetry.instrumentation.azure_ai_agents import AzureAgentInstrumentor
 from azure_ai_agents_emulator import agents_client, project_client
+from opentelemetry.instrumentation.azure_ai_agents import AzureAgentInstrumentor
 from opentelemetry.instrumentation.azure_ai_agents.surfaces import SURFACES
 
 from .helpers import agents_run, agents_setup, projects_run, projects_setup
@@ -29,11 +29,10 @@ def _originals() -> dict[tuple[str, str, str], Any]:
 
 
 def test_uninstrument_restores_the_sdk_classes_and_stops_spans(emulator):
+    from azure.ai.agents.operations import RunsOperations
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-    from azure.ai.agents.operations import RunsOperations
 
     before = _originals()
     assert len(before) >= 30  # both SDK generations, sync and async, are installed in the test environment

@@ -18,7 +18,6 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import StatusCode
 
-from opentelemetry.instrumentation.azure_ai_agents import AzureAgentInstrumentor
 from azure_ai_agents_emulator import (
     AgentsService,
     MessageStep,
@@ -28,6 +27,7 @@ from azure_ai_agents_emulator import (
     async_project_client,
     project_client,
 )
+from opentelemetry.instrumentation.azure_ai_agents import AzureAgentInstrumentor
 
 from .helpers import agents_run, agents_setup, projects_run, projects_setup
 from .helpers_async import agents_run_async, agents_setup_async, projects_run_async, projects_setup_async

@@ -17,8 +17,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
-from tests.fakes.nexus_server import CREATE_TRACE, NexusServer
 from opentelemetry.exporter.nexus import NexusSpanExporter
+from tests.fakes.nexus_server import CREATE_TRACE, NexusServer
 
 AGENT = "weather-bot"
 STEP = {"azure.ai.agents.run_step.id": "step_1"}  # step spans carry no gen_ai.operation.name

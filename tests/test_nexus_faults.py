@@ -16,13 +16,13 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 from opentelemetry.trace import Tracer
 
+from opentelemetry.exporter.nexus import NexusSpanExporter
 from tests.fakes.nexus_server import (
     CREATE_SPAN,
     CREATE_TRACE,
     LIST_TRACES,
     NexusServer,
 )
-from opentelemetry.exporter.nexus import NexusSpanExporter
 
 FAST = dict(backoff_base=0.05, backoff_max=0.2, export_timeout=5.0, shutdown_timeout=5.0, idle_interval=0.05)
 

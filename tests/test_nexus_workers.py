@@ -19,11 +19,11 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 from opentelemetry.trace import Tracer, set_span_in_context
 
-from tests.fakes.nexus_server import CREATE_SPAN, CREATE_TRACE, NexusServer
 from opentelemetry.exporter.nexus import NexusSpanExporter
 from opentelemetry.exporter.nexus.client import NexusClient
 from opentelemetry.exporter.nexus.http import Transport
 from opentelemetry.exporter.nexus.sender import LogOnce, NexusSender, Stats, TraceBatch
+from tests.fakes.nexus_server import CREATE_SPAN, CREATE_TRACE, NexusServer
 
 FAST = dict(backoff_base=0.05, backoff_max=0.2, export_timeout=5.0, shutdown_timeout=5.0, idle_interval=0.05)
 AGENT = "bot"

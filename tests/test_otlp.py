@@ -15,8 +15,8 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from opentelemetry.instrumentation.azure_ai_agents.configure import configure_telemetry
 from azure_ai_agents_emulator import agents_client
+from opentelemetry.instrumentation.azure_ai_agents.configure import configure_telemetry
 from tests.fakes.otlp_server import (
     OtlpGrpcReceiver,
     OtlpHttpReceiver,

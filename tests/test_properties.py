@@ -23,13 +23,13 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from opentelemetry.instrumentation.azure_ai_agents import AzureAgentInstrumentor
 from azure_ai_agents_emulator import (
     AgentsService,
     agents_client,
     async_agents_client,
     project_client,
 )
+from opentelemetry.instrumentation.azure_ai_agents import AzureAgentInstrumentor
 
 SEED = 20240611
 KEEP = "<keep the real id>"

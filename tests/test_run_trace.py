@@ -52,7 +52,7 @@ def test_manual_polling_loop_is_one_trace(emulator, instrument):
     assert run_span.status.status_code is StatusCode.UNSET
     statuses = [e.attributes["gen_ai.thread.run.status"] for e in run_span.events]
     assert statuses[0] == "queued" and statuses[-1] == "completed" and "requires_action" in statuses
-    assert all(a != b for a, b in zip(statuses, statuses[1:]))  # one event per change, none per poll
+    assert all(a != b for a, b in zip(statuses, statuses[1:], strict=False))  # one event per change, none per poll
 
     steps = telemetry.children(run_span)
     assert sorted(s.name for s in steps) == ["run_step message_creation", "run_step tool_calls"]

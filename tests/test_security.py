@@ -328,9 +328,9 @@ def test_api_keys_never_reach_logs_or_spans(emulator, instrument, debug_logs, mo
     pytest.importorskip("azure.monitor.opentelemetry.exporter")
     from azure.monitor.opentelemetry.exporter import AzureMonitorTraceExporter
 
+    from opentelemetry.exporter.nexus import NexusSpanExporter
     from tests.fakes.appinsights_server import AppInsightsReceiver
     from tests.fakes.nexus_server import NexusServer
-    from opentelemetry.exporter.nexus import NexusSpanExporter
 
     ikey = str(uuid.uuid4())
     with NexusServer(api_key=NEXUS_KEY) as nexus, AppInsightsReceiver(instrumentation_key=ikey) as ingestion:

@@ -27,8 +27,8 @@ from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
 
-from opentelemetry.instrumentation.azure_ai_agents import AzureAgentInstrumentor  # noqa: E402
 from azure_ai_agents_emulator import AgentsEmulator  # noqa: E402
+from opentelemetry.instrumentation.azure_ai_agents import AzureAgentInstrumentor  # noqa: E402
 
 exporter = InMemorySpanExporter()
 provider = TracerProvider()

@@ -124,7 +124,7 @@ class RunOperations(RunMachine):
         instructions = body.get("instructions") or agent.get("instructions")
         if body.get("additional_instructions"):
             instructions = ((instructions or "") + "\n" + body["additional_instructions"]).strip()
-        tools = body.get("tools") if body.get("tools") is not None else agent.get("tools") or []
+        tools: list[Any] = body["tools"] if body.get("tools") is not None else agent.get("tools") or []
         now = self._now()
         wire = {
             "id": self._new_id("run"),

@@ -179,7 +179,7 @@ class AgentsService(RestFrontend, RunOperations):
     # ------------------------------------------------------------------ threads & messages
 
     def _new_thread(self, body: dict[str, Any]) -> dict[str, Any]:
-        thread = {
+        thread: dict[str, Any] = {
             "id": self._new_id("thread"),
             "object": "thread",
             "created_at": self._now(),

@@ -17,6 +17,8 @@ import logging
 import os
 from typing import Any, Collection, Optional
 
+from opentelemetry import metrics as otel_metrics
+from opentelemetry import trace
 from opentelemetry.instrumentation.dependencies import (
     DependencyConflict,
     get_dependency_conflicts,
@@ -24,8 +26,6 @@ from opentelemetry.instrumentation.dependencies import (
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.semconv.schemas import Schemas
 
-from opentelemetry import metrics as otel_metrics
-from opentelemetry import trace
 from .content import ContentPolicy, RedactHook
 from .metrics import RunMetrics
 from .package import _instruments, _instruments_any

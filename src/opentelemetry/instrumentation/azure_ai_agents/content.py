@@ -77,15 +77,16 @@ class ContentPolicy:
         text = value if isinstance(value, str) else _to_json(value)
         if self.redact is not None:
             try:
-                text = self.redact(kind, text)
+                redacted: object = self.redact(kind, text)  # a faulty hook may return anything
             except Exception as exc:  # a faulty hook must not leak the unredacted value: not even via the log
                 _log.warning("content redaction hook raised %s; dropping the %s value", type(exc).__name__, kind)
                 return None
-            if not isinstance(text, str):
-                if text is not None:
-                    kind_of = type(text).__name__
+            if not isinstance(redacted, str):
+                if redacted is not None:
+                    kind_of = type(redacted).__name__
                     _log.warning("content redaction hook returned %s, not str; dropping the %s value", kind_of, kind)
                 return None
+            text = redacted
         return truncate(text, self.max_length)
 
 

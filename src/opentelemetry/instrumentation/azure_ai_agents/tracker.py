@@ -31,13 +31,12 @@ import weakref
 from collections import OrderedDict
 from typing import Any, Iterable, Mapping, Optional
 
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 from opentelemetry.semconv.attributes import error_attributes
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
-
-from opentelemetry import context as otel_context
-from opentelemetry import trace
 
 from . import attributes as attrs
 from .child_spans import ChildSpans, clamp
@@ -184,7 +183,7 @@ class RunTracker:
                 del self._open[run_id]
                 self._release(state)
                 self._remember_finished(state)
-        if changed:
+        if changed and status is not None:  # (changed implies a status; said again for the type checker)
             # Kept as a compact tuple and added as a span event (with its own timestamp) when the span ends:
             # an SDK event costs ~400 bytes, and open runs may number in the thousands.
             waiting = status == "requires_action"
