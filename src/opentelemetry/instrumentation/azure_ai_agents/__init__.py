@@ -30,7 +30,7 @@ from .content import ContentPolicy, RedactHook
 from .metrics import RunMetrics
 from .package import _instruments, _instruments_any
 from .patch import Installed, install
-from .state import TrackerConfig
+from .run_state import TrackerConfig
 from .surfaces import SURFACES
 from .tracker import RunTracker
 from .version import __version__

@@ -17,7 +17,7 @@ from opentelemetry.context import Context
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from . import attributes as attrs
-from .state import RunState
+from .registry import Run
 from .steps import ObservedPages, StepLister
 from .tracker import RunTracker
 
@@ -25,7 +25,7 @@ _log = logging.getLogger(__name__)
 
 
 #: Set while one of the SDK's polling helpers runs: the runs it creates, to end if the helper raises.
-_PROCESS_SCOPE: ContextVar[Optional[list[RunState]]] = ContextVar("azure_ai_agents_process_scope", default=None)
+_PROCESS_SCOPE: ContextVar[Optional[list[Run]]] = ContextVar("azure_ai_agents_process_scope", default=None)
 
 
 def guarded(hook: Callable[..., Any], *args: Any) -> Any:
@@ -59,7 +59,7 @@ class Call:
     context: Optional[Context] = None
     run_id: Optional[str] = None
     thread_id: Optional[str] = None
-    state: Optional[RunState] = None
+    state: Optional[Run] = None
     payload: Any = None  #: whatever else one operation carries from ``before`` to ``after``
 
 
@@ -91,7 +91,7 @@ class Operation:
         if ended is not None:
             await self._finish_async(tracker, instance, call, ended)
 
-    def _finish(self, tracker: RunTracker, instance: Any, call: Call, state: RunState) -> None:
+    def _finish(self, tracker: RunTracker, instance: Any, call: Call, state: Run) -> None:
         """Lists a finished run's steps through the SDK itself (never raising), then ends the run."""
         steps = None
         if self.steps is not None and tracker.config.list_steps_on_completion:
@@ -102,7 +102,7 @@ class Operation:
                 _log.debug("could not list the steps of run %s", state.run_id, exc_info=True)
         tracker.finish_run(state, steps)
 
-    async def _finish_async(self, tracker: RunTracker, instance: Any, call: Call, state: RunState) -> None:
+    async def _finish_async(self, tracker: RunTracker, instance: Any, call: Call, state: Run) -> None:
         steps = None
         if self.steps is not None and tracker.config.list_steps_on_completion:
             try:
@@ -291,5 +291,5 @@ def _endpoint(instance: Any) -> Any:
     return getattr(getattr(instance, "_config", None), "endpoint", None)
 
 
-def _thread_of(call: Call, state: RunState) -> Optional[str]:
+def _thread_of(call: Call, state: Run) -> Optional[str]:
     return call.thread_id or state.thread_id

@@ -13,7 +13,7 @@ from typing import Any, Callable, Optional
 import wrapt
 
 from . import attributes as attrs
-from .state import MAX_STEPS_PER_RUN
+from .run_state import MAX_STEPS_PER_RUN
 
 _log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from typing import Any, Optional
 
 from . import attributes as attrs
 from .operations import Arg, Call, CreateRun, Operation, SubmitToolOutputs, guarded
-from .state import RunState
+from .registry import Run
 from .tracker import RunTracker
 
 _log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def parse_frame(frame: Any) -> tuple[Optional[str], Any]:
 class RunStream:
     """What one stream (one event handler) has shown about its run."""
 
-    def __init__(self, state: RunState, created: bool) -> None:
+    def __init__(self, state: Run, created: bool) -> None:
         self.state = state
         self.created = created  #: the run is registered with the tracker (its id is known)
         self.opened_run = not created  #: this stream started the run: its first event times the first chunk
@@ -135,7 +135,7 @@ class StreamRegistry:
         entry = self._by_handler.get(id(handler))
         return entry[1] if entry is not None and entry[0]() is handler else None
 
-    def bind(self, tracker: RunTracker, handler: Any, state: RunState, created: bool) -> None:
+    def bind(self, tracker: RunTracker, handler: Any, state: Run, created: bool) -> None:
         """Makes ``handler`` feed ``state``'s run; a handler already feeding that run keeps its stream."""
         current = self.get(handler)
         if current is not None and current.state is state and not current.done:

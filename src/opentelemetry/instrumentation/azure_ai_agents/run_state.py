@@ -1,0 +1,210 @@
+"""One run's state machine: what the service and the app have shown about a run, and what changed.
+
+Pure: no spans, no locks, no I/O, no clock of its own (callers pass the time). Every method folds one
+observation into the state and returns what the caller must act on. The caller (``tracker``) holds the run's
+lock while calling these (see ``registry``'s locking rule), so the methods themselves need not be thread-safe.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Optional
+
+from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
+
+from . import attributes as attrs
+
+#: Bounds that keep one pathological run from holding unbounded memory.
+MAX_STEPS_PER_RUN = 256
+MAX_CALLS_PER_RUN = 256
+MAX_KNOWN_AGENTS = 4096
+
+#: A status change not yet on the span: (seen at ns, status, previous, required call count, action type).
+Transition = tuple[int, str, Optional[str], Optional[int], Optional[str]]
+
+
+@dataclass
+class PendingCall:
+    """A function call the service asked the app to execute (``requires_action``)."""
+
+    name: Optional[str] = None
+    first_seen_ns: Optional[int] = None
+    submitted_ns: Optional[int] = None
+    arguments: Optional[str] = None
+    output: Any = None
+
+
+@dataclass(frozen=True)
+class Change:
+    """What one run snapshot changed: the span attributes to set (on a status change) and whether it ended."""
+
+    status: Optional[str]
+    attributes: Optional[dict[str, Any]]  #: the snapshot's attributes, when the status changed
+    terminal: bool
+
+
+#: What the span layer emits for one run end: (step, its calls) in service order, and calls no step holds.
+StepPlan = list[tuple[Mapping[str, Any], list[tuple[attrs.ToolCall, Optional[PendingCall]]]]]
+
+
+@dataclass(eq=False)
+class RunState:
+    """Everything known about one run while its span is open (and a little after)."""
+
+    start_ns: int
+    agent_id: Optional[str] = None
+    agent_named: bool = False
+    model: Optional[str] = None
+    run_id: Optional[str] = None
+    thread_id: Optional[str] = None
+    status: Optional[str] = None
+    last_seen: float = 0.0
+    end_ns: Optional[int] = None
+    #: the run left the open registry: it is being ended (or was); nothing else may end it
+    finishing: bool = False
+    #: the run span has ended: no more writes to it (late steps still become child spans)
+    ended: bool = False
+    error: Optional[tuple[str, Optional[str]]] = None
+    usage: dict[str, Any] = field(default_factory=dict)
+    calls: dict[str, PendingCall] = field(default_factory=dict)
+    steps: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    steps_dropped: int = 0  #: steps not kept because of MAX_STEPS_PER_RUN
+    emitted: set[str] = field(default_factory=set)  # step and tool-call ids whose spans exist
+    children_emitted: bool = False  # the run ended and its step/tool spans were emitted once
+    first_chunk_s: Optional[float] = None  # streamed runs: seconds from create to the first event
+    awaiting_outputs: bool = False  # requires_action observed and not answered yet
+    transitions: list[Transition] = field(default_factory=list)
+
+    # ---- run snapshots ---------------------------------------------------------------------------------
+    def observe(self, run: Any, now_ns: int, monotonic: float, capture_arguments: bool) -> Optional[Change]:
+        """Folds a run snapshot in. None when the run is already finishing (nothing to do)."""
+        if self.finishing:
+            return None
+        self.last_seen = monotonic
+        status = attrs.text_field(run, "status")
+        changed = status is not None and status != self.status
+        previous = self.status
+        if changed:
+            self.status = status
+        if status == "requires_action":
+            new_calls = self.note_required_calls(run, now_ns, capture_arguments)
+            if changed or new_calls:
+                self.awaiting_outputs = True
+        elif status is not None:
+            self.awaiting_outputs = False
+        terminal = status in attrs.TERMINAL_STATUSES
+        if terminal:
+            self.end_ns = now_ns
+            self.finishing = True
+        attributes = None
+        if changed:
+            waiting = status == "requires_action"
+            required = len(attrs.required_tool_calls(run)) if waiting else None
+            action_type = attrs.required_action_type(run) if waiting else None
+            self.transitions.append((now_ns, status, previous, required, action_type))  # type: ignore[arg-type]
+            attributes = attrs.run_attributes(run)
+            attributes[attrs.RUN_STATUS] = status
+            self.usage = {
+                k: v
+                for k, v in attributes.items()
+                if k in (gen_ai.GEN_AI_USAGE_INPUT_TOKENS, gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS)
+            }
+            if self.agent_id is None:
+                self.agent_id = attributes.get(gen_ai.GEN_AI_AGENT_ID)
+            if self.model is None:
+                self.model = attributes.get(gen_ai.GEN_AI_RESPONSE_MODEL)
+        if terminal and status is not None:
+            self.error = attrs.run_error_type(run, status)
+        return Change(status, attributes, terminal)
+
+    def note_required_calls(self, run: Any, now_ns: int, capture_arguments: bool) -> bool:
+        """Starts the client-side timing of the function calls a ``requires_action`` run waits for; True if
+        any is new. Other required actions (MCP tool approvals, types not invented yet) are only counted on
+        the status event."""
+        new = False
+        for call in attrs.required_tool_calls(run):
+            call_id = attrs.text_field(call, "id")
+            if call_id is None or (call_id not in self.calls and len(self.calls) >= MAX_CALLS_PER_RUN):
+                continue
+            if attrs.text_field(call, "type") not in (None, "function"):
+                continue
+            pending = self.calls.setdefault(call_id, PendingCall())
+            if pending.first_seen_ns is None:
+                new = True
+                function = attrs.field(call, "function")
+                pending.first_seen_ns = now_ns
+                pending.name = attrs.text_field(function, "name")
+                if capture_arguments:
+                    pending.arguments = attrs.field(function, "arguments")
+        return new
+
+    def outputs_submitted(self, outputs: Any, now_ns: int, monotonic: float, capture: bool) -> None:
+        """The app answered ``requires_action``: ends the client-side timing of the calls it answered."""
+        self.last_seen = monotonic
+        self.awaiting_outputs = False
+        if not isinstance(outputs, Iterable) or isinstance(outputs, (str, bytes, Mapping)):
+            return
+        for output in outputs:
+            call_id = attrs.text_field(output, "tool_call_id")
+            if call_id is None:
+                continue
+            call = self.calls.get(call_id)
+            if call is None:
+                if len(self.calls) >= MAX_CALLS_PER_RUN:
+                    continue
+                call = self.calls[call_id] = PendingCall()
+            if call.submitted_ns is None:
+                call.submitted_ns = now_ns
+            if capture:
+                call.output = attrs.field(output, "output")
+
+    # ---- steps -----------------------------------------------------------------------------------------
+    def store_steps(self, steps: Iterable[Any]) -> None:
+        """Remembers step snapshots (latest wins), at most MAX_STEPS_PER_RUN; the rest is counted."""
+        for step in steps:
+            step_id = attrs.text_field(step, "id")
+            if step_id is None or step_id in self.emitted:
+                continue
+            if step_id not in self.steps and len(self.steps) >= MAX_STEPS_PER_RUN:
+                self.steps_dropped += 1
+                continue
+            self.steps[step_id] = step
+
+    def plan_children(self) -> tuple[StepPlan, list[tuple[str, PendingCall]]]:
+        """Which step and tool spans to emit now: each step and call id exactly once, steps in service order.
+        Function calls no listed step accounts for are returned apart (they hang under the run span)."""
+        new_steps = [s for sid, s in self.steps.items() if sid not in self.emitted]
+        self.emitted.update(sid for sid in self.steps if sid not in self.emitted)
+        plan: StepPlan = []
+        for step in sorted(new_steps, key=lambda s: attrs.number(attrs.field(s, "created_at")) or 0):
+            calls = []
+            for info in map(attrs.tool_call, attrs.step_tool_calls(step)):
+                if info.id is not None:
+                    if info.id in self.emitted:
+                        continue
+                    self.emitted.add(info.id)
+                calls.append((info, self.calls.get(info.id) if info.id else None))
+            plan.append((step, calls))
+        orphans = [(cid, c) for cid, c in self.calls.items() if cid not in self.emitted]
+        self.emitted.update(cid for cid, _ in orphans)
+        self.children_emitted = True
+        # Step payloads are not needed once planned (their ids stay in ``emitted``): release them now.
+        self.steps = {}
+        return plan, orphans
+
+    def take_transitions(self) -> list[Transition]:
+        transitions, self.transitions = self.transitions, []
+        return transitions
+
+    def release_payloads(self) -> None:
+        """After the run span ended: only ids (``emitted``) are kept for late step listings."""
+        self.steps = {}
+        self.calls = {}
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    max_open_runs: int = 5_000
+    idle_timeout_s: float = 1800.0
+    list_steps_on_completion: bool = True
+    finished_runs_kept: int = 1024

@@ -1,0 +1,250 @@
+"""Span emission: the run span, and the step and tool spans made after the fact from what a run's state holds.
+
+Every method that writes to a run's spans is called with that run's lock held (the locking rule is stated in
+``registry``); this module takes no lock of its own and keeps no state besides its tracer and policies.
+
+Windows: a step takes the service's timestamps (``created_at`` -> ``completed_at`` / ...), widened to hold the
+client-timed function calls inside it (service stamps may be whole seconds), then clamped inside the run span; a
+tool takes its client-observed window when there is one, else its step's, clamped inside the step.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Mapping, Optional
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
+from opentelemetry.semconv.attributes import error_attributes
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+
+from . import attributes as attrs
+from .content import ContentPolicy
+from .metrics import RunMetrics
+from .registry import Run
+from .run_state import PendingCall, Transition
+
+StepCalls = list[tuple[attrs.ToolCall, Optional[PendingCall]]]
+
+
+def clamp(value: int, low: int, high: int) -> int:
+    return low if value < low else high if value > high else value
+
+
+class SpanEmitter:
+    """Makes the run span, and ``run_step`` and ``execute_tool`` spans with explicit timestamps."""
+
+    def __init__(self, tracer: Tracer, content: ContentPolicy, metrics: Optional[RunMetrics]) -> None:
+        self._tracer = tracer
+        self._content = content
+        self._metrics = metrics
+
+    # ---- the run span ----------------------------------------------------------------------------------
+    def start_run(
+        self, request: Mapping[str, Any], server: Mapping[str, Any], agent_name: Optional[str], start_ns: int
+    ) -> Span:
+        """Opens the run span (a child of the current span), with what the create request says."""
+        attributes = attrs.run_request_attributes(request)
+        attributes.update(server)
+        if agent_name:
+            attributes[gen_ai.GEN_AI_AGENT_NAME] = agent_name
+        span = self._tracer.start_span(
+            run_span_name(agent_name), kind=SpanKind.CLIENT, attributes=attributes, start_time=start_ns
+        )
+        self._record_request_content(span, request)
+        return span
+
+    @staticmethod
+    def name_run(run: Run, agent_name: str) -> None:
+        if not run.state.ended:
+            run.span.update_name(run_span_name(agent_name))
+            run.span.set_attribute(gen_ai.GEN_AI_AGENT_NAME, agent_name)
+
+    @staticmethod
+    def update_run(run: Run, attributes: Mapping[str, Any]) -> None:
+        if not run.state.ended:
+            run.span.set_attributes(attributes)
+
+    @staticmethod
+    def set_run_attribute(run: Run, key: str, value: Any) -> None:
+        if not run.state.ended:
+            run.span.set_attribute(key, value)
+
+    @staticmethod
+    def flush_transitions(run: Run) -> None:
+        """Adds the run's pending status-change events (one per change, stamped when it was seen). Kept as
+        compact tuples until now: an SDK event costs ~400 bytes, and open runs may number in the thousands."""
+        if run.state.ended:
+            return
+        for seen_ns, status, previous, required, action_type in run.state.take_transitions():
+            event: dict[str, Any] = {attrs.RUN_STATUS: status}
+            if previous:
+                event[attrs.PREVIOUS_STATUS] = previous
+            if required is not None:
+                event[attrs.REQUIRED_TOOL_CALLS] = required
+                if action_type:
+                    event[attrs.REQUIRED_ACTION_TYPE] = action_type
+            run.span.add_event(attrs.RUN_STATUS_CHANGED_EVENT, event, timestamp=seen_ns)
+
+    @staticmethod
+    def record_error(run: Run, error: tuple[str, Optional[str]]) -> None:
+        if not run.state.ended:
+            run.span.set_attribute(error_attributes.ERROR_TYPE, error[0])
+            run.span.set_status(Status(StatusCode.ERROR, error[1] or error[0]))
+
+    @staticmethod
+    def record_run_exception(run: Run, exc: BaseException) -> Optional[str]:
+        return None if run.state.ended else record_exception(run.span, exc)
+
+    def end_run(self, run: Run, end_ns: int) -> None:
+        """Ends the run span once. A finished run stays known for a while (late step listings) but only needs
+        its span's identity to parent late steps: the ended SDK span and the payloads are dropped."""
+        state = run.state
+        if state.ended:
+            return
+        self.flush_transitions(run)
+        if state.steps_dropped:
+            run.span.set_attribute(attrs.RUN_STEPS_DROPPED, state.steps_dropped)
+        state.ended = True
+        run.span.end(end_time=end_ns)
+        run.span = trace.NonRecordingSpan(run.span.get_span_context())
+        run.context = trace.set_span_in_context(run.span)
+        state.release_payloads()
+
+    def emit_children(self, run: Run) -> None:
+        """Emits the step and tool spans not emitted yet, inside the run's window."""
+        state = run.state
+        run_start, run_end = state.start_ns, state.end_ns or time.time_ns()
+        plan, orphans = state.plan_children()
+        for step, calls in plan:
+            self.step(run.context, state.run_id, step, calls, run_start, run_end)
+        # Function calls no listed step accounts for hang directly under the run span.
+        for call_id, pending in orphans:
+            start = clamp(pending.first_seen_ns or run_start, run_start, run_end)
+            end = clamp(pending.submitted_ns or run_end, start, run_end)
+            info = attrs.ToolCall(call_id, "function", pending.name or "function", pending.arguments, pending.output)
+            self.tool(run.context, info, pending, start, end, None)
+
+    def _record_request_content(self, span: Span, request: Mapping[str, Any]) -> None:
+        if not self._content.enabled:
+            return
+        instructions = attrs.instructions_parts(request.get("instructions"), request.get("additional_instructions"))
+        messages = attrs.input_messages(request.get("additional_messages") or request.get("thread_messages"))
+        self._content.record(
+            span,
+            {
+                gen_ai.GEN_AI_SYSTEM_INSTRUCTIONS: self._content.text("system_instructions", instructions),
+                gen_ai.GEN_AI_INPUT_MESSAGES: self._content.text("input.messages", messages),
+            },
+        )
+
+    # ---- live tool spans (functions the SDK runs for the app) -----------------------------------------
+    def start_live_tool(self, parent: Optional[Context], info: attrs.ToolCall, start_ns: int) -> Span:
+        span = self._tracer.start_span(
+            f"execute_tool {info.name}",
+            context=parent,
+            kind=SpanKind.INTERNAL,
+            attributes=info.attributes(),
+            start_time=start_ns,
+        )
+        if self._content.enabled:
+            arguments = self._content.text("tool.arguments", info.arguments)
+            self._content.record(span, {gen_ai.GEN_AI_TOOL_CALL_ARGUMENTS: arguments})
+        return span
+
+    def end_live_tool(self, span: Span, result: Any, exc: Optional[BaseException], end_ns: int) -> Optional[str]:
+        error_type = None
+        if exc is not None:
+            error_type = record_exception(span, exc)
+        elif self._content.enabled:
+            self._content.record(span, {gen_ai.GEN_AI_TOOL_CALL_RESULT: self._content.text("tool.result", result)})
+        span.end(end_time=end_ns)
+        return error_type
+
+    # ---- step and tool spans ---------------------------------------------------------------------------
+
+    def step(
+        self,
+        parent: Context,
+        run_id: Optional[str],
+        step: Mapping[str, Any],
+        calls: StepCalls,
+        run_start: int,
+        run_end: int,
+    ) -> None:
+        """One step span and the spans of the tool calls in it (already de-duplicated by the caller)."""
+        step_start, step_end = attrs.step_window_ns(step)
+        start = step_start if step_start is not None else run_start
+        end = step_end if step_end is not None else run_end
+        for _info, pending in calls:  # widen the step to hold client-timed function calls
+            if pending is not None and pending.first_seen_ns:
+                start = min(start, pending.first_seen_ns)
+                end = max(end, pending.submitted_ns or pending.first_seen_ns)
+        start = clamp(start, run_start, run_end)
+        end = clamp(end, start, run_end)
+        step_type = attrs.text_field(step, "type") or "unknown"
+        step_attrs = attrs.step_attributes(step)
+        if run_id:
+            step_attrs[attrs.RUN_ID] = run_id
+        span = self._tracer.start_span(
+            f"run_step {step_type}", context=parent, kind=SpanKind.INTERNAL, attributes=step_attrs, start_time=start
+        )
+        error = attrs.step_error(step)
+        if error:
+            span.set_attribute(error_attributes.ERROR_TYPE, error[0])
+            span.set_status(Status(StatusCode.ERROR, error[1] or error[0]))
+        step_context = trace.set_span_in_context(span)
+        for info, pending in calls:
+            tool_start, tool_end = start, end
+            if pending is not None and pending.first_seen_ns:
+                tool_start = clamp(pending.first_seen_ns, start, end)
+                tool_end = clamp(pending.submitted_ns or end, tool_start, end)
+            self.tool(step_context, info, pending, tool_start, tool_end, error)
+        span.end(end_time=end)
+
+    def tool(
+        self,
+        parent: Context,
+        info: attrs.ToolCall,
+        pending: Optional[PendingCall],
+        start: int,
+        end: int,
+        error: Optional[tuple[str, Optional[str]]],
+    ) -> None:
+        span = self._tracer.start_span(
+            f"execute_tool {info.name}",
+            context=parent,
+            kind=SpanKind.INTERNAL,
+            attributes=info.attributes(),
+            start_time=start,
+        )
+        if self._content.enabled:
+            arguments = info.arguments if info.arguments is not None else (pending.arguments if pending else None)
+            result = info.result if info.result is not None else (pending.output if pending else None)
+            self._content.record(
+                span,
+                {
+                    gen_ai.GEN_AI_TOOL_CALL_ARGUMENTS: self._content.text("tool.arguments", arguments),
+                    gen_ai.GEN_AI_TOOL_CALL_RESULT: self._content.text("tool.result", result),
+                },
+            )
+        if error:
+            span.set_attribute(error_attributes.ERROR_TYPE, error[0])
+            span.set_status(Status(StatusCode.ERROR, error[1] or error[0]))
+        span.end(end_time=end)
+        if self._metrics is not None:
+            self._metrics.record_tool((end - start) / 1e9, info.name, info.semconv_type, error[0] if error else None)
+
+
+def record_exception(span: Span, exc: BaseException) -> str:
+    """Records ``exc`` on ``span`` as an error; returns its ``error.type``."""
+    error_type = type(exc).__qualname__
+    span.record_exception(exc)
+    span.set_attribute(error_attributes.ERROR_TYPE, error_type)
+    span.set_status(Status(StatusCode.ERROR, str(exc)[:1024] or error_type))
+    return error_type
+
+
+def run_span_name(agent_name: Optional[str]) -> str:
+    return f"{attrs.INVOKE_AGENT} {agent_name}" if agent_name else attrs.INVOKE_AGENT
