@@ -8,7 +8,8 @@ they are new spans, parented by the ended run's span context). A run is ended at
 set ``state.finishing`` under the lock. The registry's own lock guards only the registry's maps; it may be
 taken while a run's lock is held, never the reverse (the registry never takes a run's lock and calls nothing
 back), so the lock order is fixed: run, then registry. Weakref finalizers and other callbacks that may run at
-any point (garbage collection) take no lock at all: they only append to :attr:`Registry.deferred`, drained by the next ordinary call.
+any point (garbage collection) take no lock at all: they only append to :attr:`Registry.deferred`, drained by
+the next ordinary call.
 """
 
 from __future__ import annotations

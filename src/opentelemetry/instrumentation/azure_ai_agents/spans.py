@@ -23,7 +23,7 @@ from . import attributes as attrs
 from .content import ContentPolicy
 from .metrics import RunMetrics
 from .registry import Run
-from .run_state import PendingCall, Transition
+from .run_state import PendingCall
 
 StepCalls = list[tuple[attrs.ToolCall, Optional[PendingCall]]]
 

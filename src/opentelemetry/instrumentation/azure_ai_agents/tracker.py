@@ -29,11 +29,10 @@ import time
 from collections import OrderedDict
 from typing import Any, Iterable, Mapping, Optional
 
-from opentelemetry.context import Context
-from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
-
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 from opentelemetry.trace import Tracer
 
 from . import attributes as attrs
