@@ -15,6 +15,8 @@ access (they subclass azure-core classes).
 from typing import Any
 
 from .clients import agents_client, async_agents_client, async_project_client, project_client
+from .foundry import RESPONSE_SCENARIOS
+from .foundry_clients import async_foundry_project_client, foundry_project_client
 from .scenarios import DEFAULT_SCENARIO, SCENARIO_NAMES, SCENARIOS, MessageStep, Scenario, ToolCallsStep
 from .server import AgentsEmulator
 from .service import AgentsService, Response, ServiceError
@@ -30,6 +32,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "DEFAULT_SCENARIO",
+    "RESPONSE_SCENARIOS",
     "SCENARIOS",
     "SCENARIO_NAMES",
     "AgentsEmulator",
@@ -42,7 +45,9 @@ __all__ = [
     "ServiceError",
     "ToolCallsStep",
     "agents_client",
+    "foundry_project_client",
     "async_agents_client",
+    "async_foundry_project_client",
     "async_project_client",
     "project_client",
 ]

@@ -11,6 +11,7 @@ through ``response_hook`` first), or the :class:`ServiceError` it raised. Also h
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import re
 import threading
@@ -63,7 +64,14 @@ _ROUTES: tuple[tuple[str, str, str, str], ...] = (
         "get_run_step",
     ),
 )
-_COMPILED = tuple((m, re.compile(p + r"/?$"), k, op) for m, p, k, op in _ROUTES)
+
+
+@functools.lru_cache(maxsize=1)
+def _compiled() -> tuple[tuple[str, re.Pattern[str], str, str], ...]:
+    """The route table, with the new Foundry agents' routes (``foundry.py``, which imports this module)."""
+    from . import foundry
+
+    return tuple((m, re.compile(p + r"/?$"), k, op) for m, p, k, op in _ROUTES + foundry.ROUTES)
 
 
 @dataclass
@@ -234,7 +242,7 @@ class RestFrontend:
     def _route(method: str, path: str) -> Optional[tuple[str, str, dict[str, str]]]:
         match = _PREFIX.match(path)
         route = match.group("route") if match else path
-        for m, pattern, kind, op in _COMPILED:
+        for m, pattern, kind, op in _compiled():
             found = pattern.match(route)
             if m == method and found:
                 return kind, op, found.groupdict()

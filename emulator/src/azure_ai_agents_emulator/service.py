@@ -25,6 +25,7 @@ import time
 import uuid
 from typing import Any, Optional
 
+from .foundry import FoundryOperations
 from .rest import FailRule, Response, ResponseHook, RestFrontend, ServiceError, page, text_content
 from .run_machine import Run
 from .runs import RunOperations
@@ -43,7 +44,7 @@ def _now_millis() -> float:
     return round(time.time(), 3)
 
 
-class AgentsService(RestFrontend, RunOperations):
+class AgentsService(RestFrontend, RunOperations, FoundryOperations):
     """In-memory Azure AI Agents service (agents, threads, messages, runs, run steps).
 
     :param default_scenario: scenario of runs whose agent/run metadata and agent name name none.
@@ -103,6 +104,7 @@ class AgentsService(RestFrontend, RunOperations):
             self._runs: dict[str, Run] = {}
             self._thread_runs: dict[str, list[str]] = {}
             self._fail_rules: list[FailRule] = []
+            self._reset_foundry()  # the new Foundry agents (foundry.py)
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         """A copy of a run's current wire object (no observation)."""

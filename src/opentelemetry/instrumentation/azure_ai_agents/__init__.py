@@ -7,7 +7,8 @@ Usage::
     AzureAgentInstrumentor().instrument()
 
 or zero-code: ``opentelemetry-instrument python app.py`` (entry point ``azure_ai_agents``).
-Works with ``azure-ai-agents`` 1.x and the legacy ``azure-ai-projects`` 1.0.0bX, whichever is installed.
+Works with ``azure-ai-agents`` 1.x and the legacy ``azure-ai-projects`` 1.0.0bX (classic runs), and with the new
+Foundry agents of ``azure-ai-projects`` >= 2 (agent invocations on the Responses API), whichever is installed.
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 from opentelemetry.semconv.schemas import Schemas
 
 from .content import ContentPolicy, RedactHook
+from .invocations import Invocations
 from .metrics import RunMetrics
 from .package import _instruments, _instruments_any
 from .patch import Installed, install
 from .run_state import TrackerConfig
-from .surfaces import SURFACES
+from .surfaces import RESPONSES_SURFACES, SURFACES
 from .tracker import RunTracker
 from .version import __version__
 
@@ -57,6 +59,7 @@ class AzureAgentInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     """
 
     _tracker: Optional[RunTracker] = None
+    _invocations: Optional[Invocations] = None
     _installed: list[Installed] = []
 
     def instrumentation_dependencies(self) -> Collection[str]:
@@ -79,12 +82,17 @@ class AzureAgentInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             idle_timeout_s=_number_setting(kwargs.get("run_idle_timeout"), ENV_IDLE_TIMEOUT, 1800.0, minimum=0),
             list_steps_on_completion=_bool_setting(kwargs.get("list_steps_on_completion"), ENV_LIST_STEPS, True),
         )
-        tracker = RunTracker(tracer, content, config, RunMetrics(meter))
+        metrics = RunMetrics(meter)
+        tracker = RunTracker(tracer, content, config, metrics)
         installed = [i for i in (install(s, tracker) for s in SURFACES) if i is not None]
+        # The new Foundry agents: their own tracker (agent invocations), same providers, content policy, bounds.
+        invocations = Invocations(tracer, content, metrics, config.max_open_runs, config.idle_timeout_s)
+        installed += [i for i in (install(s, invocations) for s in RESPONSES_SURFACES) if i is not None]
         if not installed:
             _log.debug("azure-ai-agents instrumentation: no supported Azure AI Agents SDK found")
-        self._tracker, self._installed = tracker, installed
+        self._tracker, self._invocations, self._installed = tracker, invocations, installed
         atexit.register(tracker.shutdown)
+        atexit.register(invocations.shutdown)
 
     def _uninstrument(self, **kwargs: Any) -> None:
         for item in reversed(self._installed):
@@ -94,6 +102,10 @@ class AzureAgentInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             atexit.unregister(self._tracker.shutdown)
             self._tracker.shutdown()
             self._tracker = None
+        if self._invocations is not None:
+            atexit.unregister(self._invocations.shutdown)
+            self._invocations.shutdown()
+            self._invocations = None
 
 
 def _number_setting(value: Any, env: str, default: float, minimum: float) -> float:

@@ -20,6 +20,7 @@ from .operations import (
     ProcessRun,
     SubmitToolOutputs,
 )
+from .responses import CreateResponse, RetrieveResponse
 from .steps import PagedStepLister, PageModelStepLister
 from .streaming import StreamClosed, StreamEvents, StreamRegistry, StreamRun, SubmitToolOutputsStream
 from .tool_execution import ExecuteFunction
@@ -102,3 +103,18 @@ SURFACES: tuple[Surface, ...] = tuple(
     + _projects("azure.ai.projects.aio.operations")
     + _models("azure.ai.projects.models", "azure-ai-projects")
 )
+
+
+def _responses(module: str) -> list[Surface]:
+    """The new Foundry agents (``azure-ai-projects`` >= 2): the Responses API of the ``openai`` client that
+    ``project.get_openai_client()`` returns. ``responses.stream(...)`` calls ``create`` itself."""
+    sdk = "openai"
+    return [
+        Surface(module, cls, method, operation, sdk)
+        for cls in ("Responses", "AsyncResponses")
+        for method, operation in (("create", CreateResponse()), ("retrieve", RetrieveResponse()))
+    ]
+
+
+#: Installed with the invocation tracker (``invocations.py``), not the run tracker.
+RESPONSES_SURFACES: tuple[Surface, ...] = tuple(_responses("openai.resources.responses.responses"))
