@@ -122,7 +122,7 @@ class FoundryOperations:
     # ------------------------------------------------------------------ conversations
 
     def _op_create_conversation(self, params: dict, query: dict, body: dict) -> dict[str, Any]:
-        conversation = {
+        conversation: dict[str, Any] = {
             "id": self._new_id("conv"),
             "object": "conversation",
             "created_at": int(self._now()),
@@ -149,7 +149,7 @@ class FoundryOperations:
         conversation_id = _conversation_id(body.get("conversation"))
         if conversation_id is not None and conversation_id not in self._conversations:
             raise ServiceError(404, "not_found", f"Conversation '{conversation_id}' not found.")
-        metadata = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+        metadata: dict[str, Any] = body["metadata"] if isinstance(body.get("metadata"), dict) else {}
         definition = agent["definition"] if agent else {}
         scenario = self._response_scenario(agent, metadata)
         final = self._response_object(body, agent, definition, conversation_id, metadata)
@@ -247,7 +247,8 @@ class FoundryOperations:
             "completed_at": int(now),
         }
         if agent is not None:
-            response["agent_reference"] = {"type": "agent_reference", "name": agent["name"], "version": agent["version"]}
+            reference = {"type": "agent_reference", "name": agent["name"], "version": agent["version"]}
+            response["agent_reference"] = reference
         return response
 
     def _play(self, response: dict[str, Any], scenario: str, definition: dict[str, Any], given: Any) -> None:
@@ -344,7 +345,7 @@ def _function_of(definition: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """The agent's first function tool (made-up arguments fitting its required parameters), else get_weather."""
     for tool in definition.get("tools") or []:
         if isinstance(tool, dict) and tool.get("type") == "function" and tool.get("name"):
-            parameters = tool.get("parameters") if isinstance(tool.get("parameters"), dict) else {}
+            parameters: dict[str, Any] = tool["parameters"] if isinstance(tool.get("parameters"), dict) else {}
             required = parameters.get("required") or []
             return str(tool["name"]), {str(name): "Paris" for name in required}
     return "get_weather", {"city": "Paris"}

@@ -92,8 +92,9 @@ class Installed:
             delattr(self.owner, self.name)
 
 
-def install(surface: Surface, tracker: RunTracker) -> Optional[Installed]:
-    """Wraps one SDK method; returns None when the SDK, class or method is not installed."""
+def install(surface: Surface, tracker: Any) -> Optional[Installed]:
+    """Wraps one SDK method; returns None when the SDK, class or method is not installed. ``tracker`` is what the
+    surface's operations report to: the :class:`RunTracker` (classic runs) or the ``Invocations`` (Responses API)."""
     try:
         module = importlib.import_module(surface.module)
     except Exception:  # SDK not installed (or broken): skip quietly

@@ -222,9 +222,8 @@ def output_messages(output: Any, status: Optional[str]) -> Optional[list[dict[st
             parts.append({**call, "arguments": get(item, "arguments")})
     if not parts:
         return None
-    if any(p["type"] == "tool_call" for p in parts):
-        finish = "tool_call"
-    else:
+    finish: Optional[str] = "tool_call"
+    if not any(p["type"] == "tool_call" for p in parts):
         finish = "stop" if status == "completed" else status
     return [{"role": "assistant", "parts": parts, "finish_reason": finish}]
 
