@@ -322,7 +322,7 @@ def test_nexus_answering_503_intermittently_loses_and_duplicates_nothing(emulato
     runs = 6
     with NexusServer() as nexus:
         exporter = NexusSpanExporter(
-            api_key=nexus.api_key, endpoint=nexus.url, backoff_base=0.01, backoff_max=0.05, idle_interval=0.05
+            api_key=nexus.api_key, endpoint=nexus.url, backoff_base=0.01, backoff_max=0.05
         )
         telemetry = instrument()
         processor = BatchSpanProcessor(exporter, schedule_delay_millis=20)

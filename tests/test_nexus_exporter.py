@@ -1,4 +1,4 @@
-"""NexusSpanExporter against the local Nexus emulator over real HTTP: mapping, buffering, config, secrecy."""
+"""NexusSpanExporter against the local Nexus emulator over real HTTP: mapping, runs, config, secrecy."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ from tests.fakes.nexus_server import CREATE_TRACE, NexusServer
 
 AGENT = "weather-bot"
 STEP = {"azure.ai.agents.run_step.id": "step_1"}  # step spans carry no gen_ai.operation.name
-FAST = dict(backoff_base=0.05, backoff_max=0.2, export_timeout=5.0, shutdown_timeout=5.0, idle_interval=0.05)
+FAST = dict(backoff_base=0.05, backoff_max=0.2, export_timeout=5.0, shutdown_timeout=5.0)
+RUN = {gen_ai.GEN_AI_OPERATION_NAME: "invoke_agent", gen_ai.GEN_AI_AGENT_NAME: AGENT}
 
 
 @pytest.fixture
@@ -37,7 +38,7 @@ def make_exporter(server: NexusServer, **overrides: Any) -> NexusSpanExporter:
     return NexusSpanExporter(**options)
 
 
-def make_provider(exporter: NexusSpanExporter, batch: bool = False) -> tuple[TracerProvider, Tracer]:
+def make_provider(exporter: NexusSpanExporter, batch: bool = True) -> tuple[TracerProvider, Tracer]:
     provider = TracerProvider(resource=Resource.create({"service.name": "svc"}))
     processor = (
         BatchSpanProcessor(exporter, max_export_batch_size=2, schedule_delay_millis=50)
@@ -113,10 +114,8 @@ def assert_tree(trace: dict[str, Any], expected_spans: int) -> dict[str, dict[st
 def test_run_trace_becomes_exactly_one_nexus_trace(server: NexusServer) -> None:
     exporter = make_exporter(server)
     provider, tracer = make_provider(exporter)
-    started = time.monotonic()
     run_agent(tracer)
-    assert time.monotonic() - started < 0.5  # export() never waits on the network
-    assert exporter.force_flush(5000)
+    assert provider.force_flush(5000)  # the SDK's flush: delivered when it returns
     traces = server.traces
     assert len(traces) == 1 and server.rejected_count == 0
     trace = traces[0]
@@ -126,6 +125,7 @@ def test_run_trace_becomes_exactly_one_nexus_trace(server: NexusServer) -> None:
     assert metadata["run_id"] == "run_1" and metadata["thread_id"] == "thread_1" and metadata["agent_id"] == "asst_123"
     assert metadata["input_tokens"] == 120 and metadata["output_tokens"] == 30 and metadata["run_status"] == "completed"
     assert metadata["model"] == "gpt-4o-2024-08-06" and len(metadata["otel_trace_id"]) == 32
+    assert "otel_parent_span_id" not in metadata and len(metadata["otel_span_id"]) == 16
     by_name = assert_tree(trace, 5)
     root = by_name[f"invoke_agent {AGENT}"]
     assert by_name["run_step tool_calls"]["parent_span_id"] == root["id"]
@@ -141,11 +141,10 @@ def test_run_trace_becomes_exactly_one_nexus_trace(server: NexusServer) -> None:
 
 def test_batch_processor_split_batches_still_one_trace(server: NexusServer) -> None:
     exporter = make_exporter(server)
-    provider, tracer = make_provider(exporter, batch=True)
+    provider, tracer = make_provider(exporter)
     for _ in range(2):
         run_agent(tracer)
-    provider.force_flush()
-    assert exporter.force_flush(5000)
+    assert provider.force_flush()
     assert len(server.traces) == 2 and server.rejected_count == 0
     for trace in server.traces:
         assert_tree(trace, 5)
@@ -156,7 +155,7 @@ def test_failed_run_is_an_error_trace(server: NexusServer) -> None:
     exporter = make_exporter(server)
     provider, tracer = make_provider(exporter)
     run_agent(tracer, fail=True)
-    assert exporter.force_flush(5000)
+    assert provider.force_flush(5000)
     (trace,) = server.traces
     assert trace["status"] == "error" and trace["metadata"]["error_type"] == "server_error"
     root = assert_tree(trace, 5)[f"invoke_agent {AGENT}"]
@@ -168,7 +167,7 @@ def test_captured_content_becomes_input_and_output(server: NexusServer) -> None:
     exporter = make_exporter(server)
     provider, tracer = make_provider(exporter)
     run_agent(tracer, content=True)
-    assert exporter.force_flush(5000)
+    assert provider.force_flush(5000)
     by_name = assert_tree(server.traces[0], 5)
     assert by_name["execute_tool get_time"]["input"] == {"city": "Paris"}
     assert by_name["execute_tool get_time"]["output"] == {"value": 1}
@@ -182,16 +181,17 @@ def test_captured_content_becomes_input_and_output(server: NexusServer) -> None:
 def test_large_payloads_are_truncated(server: NexusServer) -> None:
     exporter = make_exporter(server, max_payload_bytes=1024)
     provider, tracer = make_provider(exporter)
-    with tracer.start_as_current_span(
-        "execute_tool big",
-        attributes={
-            gen_ai.GEN_AI_OPERATION_NAME: "execute_tool",
-            gen_ai.GEN_AI_TOOL_CALL_RESULT: "é" * 50_000,
-        },
-    ):
-        pass
-    assert exporter.force_flush(5000)
-    output = server.traces[0]["spans"][0]["output"]
+    with tracer.start_as_current_span("invoke_agent big", attributes=RUN):
+        with tracer.start_as_current_span(
+            "execute_tool big",
+            attributes={
+                gen_ai.GEN_AI_OPERATION_NAME: "execute_tool",
+                gen_ai.GEN_AI_TOOL_CALL_RESULT: "é" * 50_000,
+            },
+        ):
+            pass
+    assert provider.force_flush(5000)
+    output = next(s for s in server.traces[0]["spans"] if s["name"] == "execute_tool big")["output"]
     assert output["truncated"] is True and output["original_bytes"] > 100_000
     assert len(json.dumps(output, ensure_ascii=False, separators=(",", ":")).encode()) <= 1024
     assert output["preview"].startswith("éé")
@@ -207,58 +207,56 @@ def test_plain_http_trace_is_skipped_unless_export_all(server: NexusServer) -> N
         ):
             with tracer.start_as_current_span("SELECT 1"):
                 pass
-        assert exporter.force_flush(5000)
+        assert provider.force_flush(5000)
         assert len(server.traces) == expected
         provider.shutdown()
     assert_tree(server.traces[0], 2)
     assert server.traces[0]["agent_id"] == "svc"  # no agent name on a non-GenAI trace: service.name
 
 
-def test_root_that_never_ends_is_sent_as_timeout_on_shutdown(server: NexusServer) -> None:
+def test_steps_wait_for_their_run_and_are_sent_as_timeout_at_shutdown(server: NexusServer) -> None:
     exporter = make_exporter(server)
     provider, tracer = make_provider(exporter)
-    root = tracer.start_span(f"invoke_agent {AGENT}", attributes={gen_ai.GEN_AI_OPERATION_NAME: "invoke_agent"})
+    root = tracer.start_span(f"invoke_agent {AGENT}", attributes=RUN)
     with tracer.start_as_current_span("run_step tool_calls", context=_context_of(root), attributes=STEP):
         pass
-    assert server.traces == []  # buffered until the root ends
+    assert provider.force_flush(5000)
+    assert server.traces == []  # an open run is not a complete trace: it waits
     started = time.monotonic()
-    exporter.shutdown()
+    provider.shutdown()
     assert time.monotonic() - started < 5
     (trace,) = server.traces
     assert trace["status"] == "timeout" and [s["name"] for s in trace["spans"]] == ["run_step tool_calls"]
-    assert exporter.stats["traces_timed_out"] == 1
-    provider.shutdown()
+    assert trace["metadata"]["incomplete"] is True
 
 
-def test_root_ending_after_flush_completes_the_same_trace(server: NexusServer) -> None:
+def test_run_ended_by_shutdown_is_not_a_success(server: NexusServer) -> None:
     exporter = make_exporter(server)
     provider, tracer = make_provider(exporter)
-    root = tracer.start_span(f"invoke_agent {AGENT}", attributes={gen_ai.GEN_AI_OPERATION_NAME: "invoke_agent"})
-    with tracer.start_as_current_span("run_step message_creation", context=_context_of(root), attributes=STEP):
-        pass
-    assert exporter.force_flush(5000)
-    assert [t["status"] for t in server.traces] == ["timeout"]
-    root.end()
-    assert exporter.force_flush(5000)
-    (trace,) = server.traces
-    assert trace["status"] == "success" and len(trace["spans"]) == 2 and trace["ended_at"]
-    assert exporter.stats["traces_updated"] == 1
+    with tracer.start_as_current_span(f"invoke_agent {AGENT}", attributes=RUN) as run:
+        run.set_attribute("azure.ai.agents.run.unfinished", "shutdown")
     provider.shutdown()
+    (trace,) = server.traces
+    assert trace["status"] == "timeout" and trace["metadata"]["unfinished"] == "shutdown"
 
 
-def test_span_ending_after_its_root_joins_the_same_trace(server: NexusServer) -> None:
-    exporter = make_exporter(server, late_span_grace=0.05)
+def test_span_ending_after_its_run_was_sent_joins_the_same_trace(server: NexusServer) -> None:
+    exporter = make_exporter(server)
     provider, tracer = make_provider(exporter)
-    with tracer.start_as_current_span(
-        f"invoke_agent {AGENT}", attributes={gen_ai.GEN_AI_OPERATION_NAME: "invoke_agent"}
-    ):
+    with tracer.start_as_current_span(f"invoke_agent {AGENT}", attributes=RUN):
         straggler = tracer.start_span("execute_tool slow")
-    assert server.wait_for_traces(1, with_spans=1)
-    straggler.end()
-    assert server.wait_for_traces(1, with_spans=2)
+        with tracer.start_as_current_span("run_step s", context=_context_of(straggler), attributes=STEP) as early:
+            pass
+    assert provider.force_flush(5000)
+    assert len(server.traces) == 1 and len(server.traces[0]["spans"]) == 1
+    straggler.end()  # ends after its run was sent; its child "run_step s" waited for it
+    assert provider.force_flush(5000)
     (trace,) = server.traces
-    assert_tree(trace, 2)
+    by_name = assert_tree(trace, 3)
+    assert by_name["run_step s"]["parent_span_id"] == by_name["execute_tool slow"]["id"]
+    assert exporter.stats["spans_late"] == 2 and early.name == "run_step s"
     provider.shutdown()
+    assert server.count(CREATE_TRACE) == 1
 
 
 def test_api_key_never_logged_or_in_repr(server: NexusServer, caplog: pytest.LogCaptureFixture) -> None:
@@ -267,7 +265,7 @@ def test_api_key_never_logged_or_in_repr(server: NexusServer, caplog: pytest.Log
     exporter = make_exporter(server, api_key=wrong_key)
     provider, tracer = make_provider(exporter)
     run_agent(tracer)
-    assert exporter.force_flush(5000)
+    assert provider.force_flush(5000)
     assert server.count(status=401) == 1
     assert "Invalid API key" in caplog.text  # the server's message is logged...
     assert wrong_key not in caplog.text and wrong_key not in repr(exporter) and wrong_key not in str(exporter.stats)
@@ -301,7 +299,7 @@ def test_environment_configuration(server: NexusServer, monkeypatch: pytest.Monk
     provider, tracer = make_provider(exporter)
     with tracer.start_as_current_span("plain"):
         pass
-    assert exporter.force_flush(5000)
+    assert provider.force_flush(5000)
     assert [t["agent_id"] for t in server.traces] == ["fixed-agent"]
     provider.shutdown()
 
@@ -330,9 +328,7 @@ def test_instrumentation_exporters_package_is_lazy_and_never_loads_nexus() -> No
         "import sys; import opentelemetry.instrumentation.azure_ai_agents.exporters as e; "
         "assert 'urllib3' not in sys.modules; "
         "assert 'opentelemetry.exporter.nexus' not in sys.modules; "
-        "e.RunTreeSpanExporter; assert 'opentelemetry.exporter.nexus' not in sys.modules; "
-        "from opentelemetry.exporter.nexus import NexusSpanExporter as N; "
-        "sys.modules['urllib3'] = None; assert not N(api_key='nxs_' + '0' * 64).enabled; print('ok')"
+        "e.RunTreeSpanExporter; assert 'opentelemetry.exporter.nexus' not in sys.modules; print('ok')"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert result.stdout.strip() == "ok", result.stderr

@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
+import subprocess
+import sys
 import time
 from typing import Any, Iterator, Optional
 
 import pytest
 import urllib3
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
-from opentelemetry.trace import Tracer
+from opentelemetry.trace import Tracer, set_span_in_context
 
 from opentelemetry.exporter.nexus import NexusSpanExporter
 from tests.fakes.nexus_server import (
@@ -24,7 +28,7 @@ from tests.fakes.nexus_server import (
     NexusServer,
 )
 
-FAST = dict(backoff_base=0.05, backoff_max=0.2, export_timeout=5.0, shutdown_timeout=5.0, idle_interval=0.05)
+FAST = dict(backoff_base=0.05, backoff_max=0.2, export_timeout=5.0, shutdown_timeout=5.0)
 
 
 @pytest.fixture
@@ -94,18 +98,29 @@ def test_429_retry_after_is_honoured(server: NexusServer) -> None:
     provider.shutdown()
 
 
-def test_401_is_final_logged_once_and_never_raises(server: NexusServer, caplog: pytest.LogCaptureFixture) -> None:
+def finished_run(agent: str = "bot") -> list[ReadableSpan]:
+    """The two finished spans of run(), to hand to export() directly."""
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    run(provider.get_tracer("spans"), agent)
+    return list(memory.get_finished_spans())
+
+
+def nexus_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name.startswith("opentelemetry.exporter.nexus") and r.levelno >= logging.WARNING]
+
+
+def test_401_gives_failure_and_one_clear_log_line(server: NexusServer, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING)
-    exporter, provider, tracer = pipeline(server, api_key="nxs_" + "f" * 64)
-    run(tracer)
-    assert exporter.force_flush(5000)
-    assert server.request_count == 1 and server.count(status=401) == 1
-    run(tracer)  # a second failure is not logged again at WARNING or above
-    assert exporter.force_flush(5000)
-    messages = [r.getMessage() for r in caplog.records if "Invalid API key" in r.getMessage()]
-    assert len(messages) == 1 and "HTTP 401" in messages[0]
-    assert exporter.stats["traces_failed"] == 2
-    provider.shutdown()
+    exporter = NexusSpanExporter(api_key="nxs_" + "f" * 64, endpoint=server.url, **FAST)
+    assert exporter.export(finished_run()) is SpanExportResult.FAILURE
+    assert server.request_count == 1 and server.count(status=401) == 1  # final: not retried
+    assert exporter.export(finished_run()) is SpanExportResult.FAILURE
+    (message,) = nexus_warnings(caplog)  # the second refusal is not logged again
+    assert "HTTP 401 Invalid API key" in message and "NEXUS_API_KEY" in message
+    assert exporter.stats["spans_rejected_http_401"] == 4 and exporter.backlog_spans == 0
+    exporter.shutdown()
 
 
 def test_free_plan_second_agent_is_refused_once(server: NexusServer, caplog: pytest.LogCaptureFixture) -> None:
@@ -164,64 +179,146 @@ def test_lost_response_after_span_creation_does_not_duplicate(server: NexusServe
     provider.shutdown()
 
 
-def test_slow_server_never_blocks_export(server: NexusServer) -> None:
+def test_slow_server_never_blocks_the_app(server: NexusServer) -> None:
     server.delay = 0.1
-    exporter, provider, tracer = pipeline(server)
+    exporter = NexusSpanExporter(api_key=server.api_key, endpoint=server.url, **FAST)
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(exporter))  # the SDK keeps export() off the app's threads
     started = time.monotonic()
-    run(tracer)
-    run(tracer)
+    run(provider.get_tracer("slow"))
+    run(provider.get_tracer("slow"))
     assert time.monotonic() - started < 0.4  # blocking would take >= 6 requests x 0.1 s
-    assert server.wait_for_traces(2, timeout=10, with_spans=4)
+    assert provider.force_flush()
+    assert len(server.traces) == 2 and sum(len(t["spans"]) for t in server.traces) == 4
     provider.shutdown()
 
 
-def test_unreachable_endpoint_does_not_block_and_shutdown_honours_its_timeout(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG)
-    key = "nxs_" + "1" * 64
-    exporter, provider, tracer = pipeline(
-        api_key=key, endpoint=f"http://127.0.0.1:{closed_port()}", export_timeout=30.0, shutdown_timeout=0.5
-    )
-    started = time.monotonic()
-    for _ in range(5):
-        run(tracer)
-    assert time.monotonic() - started < 0.5
-    started = time.monotonic()
-    provider.shutdown()
-    assert time.monotonic() - started < 1.5
-    assert key not in caplog.text
-
-
-def test_full_queue_drops_are_counted_and_logged_at_most_once(
+def test_outage_503_keeps_a_bounded_backlog_delivered_after_recovery_without_duplicates(
     server: NexusServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING)
-    server.delay = 0.2
-    exporter, provider, tracer = pipeline(server, max_queue_size=1, drop_log_interval=3600)
+    server.fail_next("*", 503, count=10**6)
+    exporter = NexusSpanExporter(
+        api_key=server.api_key, endpoint=server.url, **{**FAST, "export_timeout": 0.5}, max_backlog_spans=6
+    )
+    assert exporter.export(finished_run()) is SpanExportResult.FAILURE  # tried until its timeout
     started = time.monotonic()
-    for _ in range(20):
-        run(tracer)
-    assert time.monotonic() - started < 0.5
-    stats = exporter.stats
-    assert stats["spans_dropped_queue_full"] >= 30
-    assert len([r for r in caplog.records if "lost data" in r.getMessage()]) <= 1
-    server.delay = 0
-    provider.shutdown()
+    for _ in range(4):
+        assert exporter.export(finished_run()) is SpanExportResult.FAILURE
+    assert time.monotonic() - started < 0.5  # Nexus is known to be down: no network until the backoff ends
+    assert exporter.backlog_spans == 6 and exporter.stats["spans_dropped_backlog_full"] == 4
+    (warning,) = nexus_warnings(caplog)[-1:]  # told at once, and not once per span
+    assert "backlog_full=" in warning and len([m for m in nexus_warnings(caplog) if "dropped" in m]) == 1
+    server.heal()  # no export() call follows: the exporter's own retry delivers the backlog
+    assert server.wait_for_traces(3, with_spans=6, timeout=10)
+    assert exporter.force_flush(5000) and exporter.backlog_spans == 0
+    assert server.count(CREATE_TRACE, 201) == 3 and server.count(CREATE_SPAN, 201) == 6
+    exporter.shutdown()
 
 
-def test_max_age_sends_a_stuck_trace_as_timeout(server: NexusServer) -> None:
-    exporter, provider, tracer = pipeline(server, max_trace_age=0.1)
-    root = tracer.start_span("invoke_agent stuck", attributes={gen_ai.GEN_AI_OPERATION_NAME: "invoke_agent"})
-    from opentelemetry.trace import set_span_in_context
+def test_refused_connections_then_nexus_comes_up(caplog: pytest.LogCaptureFixture) -> None:
+    key = "nxs_" + "1" * 64
+    port = closed_port()
+    exporter = NexusSpanExporter(api_key=key, endpoint=f"http://127.0.0.1:{port}", **{**FAST, "export_timeout": 0.5})
+    assert exporter.export(finished_run()) is SpanExportResult.FAILURE
+    assert exporter.backlog_spans == 2
+    with NexusServer(api_key=key, port=port) as server:
+        assert server.wait_for_traces(1, with_spans=2, timeout=10)
+        assert exporter.force_flush(5000) and server.count(CREATE_TRACE) == 1
+    exporter.shutdown()
+    assert key not in caplog.text
 
-    with tracer.start_as_current_span(
-        "run_step x", context=set_span_in_context(root), attributes={"azure.ai.agents.run_step.id": "s"}
-    ):
+
+def test_a_server_hanging_for_60_s_costs_export_its_timeout_only_and_duplicates_nothing(server: NexusServer) -> None:
+    server.fail_next("*", 504, count=10**6, hang=60.0)  # held without an answer, never applied
+    exporter = NexusSpanExporter(api_key=server.api_key, endpoint=server.url, **{**FAST, "export_timeout": 1.0})
+    started = time.monotonic()
+    assert exporter.export(finished_run()) is SpanExportResult.FAILURE
+    assert time.monotonic() - started < 3.0
+    server.heal()
+    assert exporter.force_flush(5000)  # the unanswered POST is looked up first, then posted once
+    assert server.count(CREATE_TRACE, 201) == 1 and len(server.traces) == 1 and len(server.traces[0]["spans"]) == 2
+    exporter.shutdown()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_never_sends_the_parents_spans(server: NexusServer) -> None:
+    exporter = NexusSpanExporter(
+        api_key=server.api_key, endpoint=server.url, agent_id="bot", **{**FAST, "export_timeout": 0.5}
+    )
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("fork")
+    server.fail_next("*", 503, count=10**6)
+    assert exporter.export(finished_run("parent")) is SpanExportResult.FAILURE  # in the parent's backlog
+    open_run = tracer.start_span("invoke_agent open", attributes={gen_ai.GEN_AI_OPERATION_NAME: "invoke_agent"})
+    with tracer.start_as_current_span("run_step waiting", context=set_span_in_context(open_run)):
         pass
-    assert server.wait_for(lambda s: [t["status"] for t in s.traces] == ["timeout"], timeout=5)
-    root.end()  # completes the same trace
-    assert server.wait_for(lambda s: [t["status"] for t in s.traces] == ["success"], timeout=5)
-    assert len(server.traces[0]["spans"]) == 2
-    provider.shutdown()
+    exporter.export(memory.get_finished_spans())  # waits for its run
+    server.heal()
+    pid = os.fork()
+    if pid == 0:  # the child: its own run only; shutdown would send anything still held
+        code = 1
+        try:
+            ok = exporter.backlog_spans == 0 and exporter.export(finished_run("child")) is SpanExportResult.SUCCESS
+            exporter.shutdown()
+            code = 0 if ok else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    open_run.end()
+    memory.clear()
+    assert exporter.export([*memory.get_finished_spans(), open_run]) is SpanExportResult.SUCCESS
+    exporter.shutdown()
+    names = sorted(t["name"] for t in server.traces)
+    assert names == ["invoke_agent child", "invoke_agent open", "invoke_agent parent"]
+    (opened,) = [t for t in server.traces if t["name"] == "invoke_agent open"]
+    assert sorted(s["name"] for s in opened["spans"]) == ["invoke_agent open", "run_step waiting"]
+
+
+EXIT_APP = """
+import time
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.exporter.nexus import NexusSpanExporter
+
+provider = TracerProvider()  # shuts down at exit, like every app
+provider.add_span_processor(BatchSpanProcessor(NexusSpanExporter()))
+tracer = provider.get_tracer("exit")
+with tracer.start_as_current_span("invoke_agent exit", attributes={"gen_ai.operation.name": "invoke_agent"}):
+    pass
+print(time.monotonic(), flush=True)
+"""
+
+
+def test_exit_with_nexus_hanging_is_bounded_by_the_export_timeout(server: NexusServer) -> None:
+    server.fail_next("*", 504, count=10**6, hang=60.0)
+    env = {**os.environ, "NEXUS_API_KEY": server.api_key, "NEXUS_ENDPOINT": server.url, "NEXUS_EXPORT_TIMEOUT": "1"}
+    done = subprocess.run([sys.executable, "-c", EXIT_APP], env=env, capture_output=True, text=True, timeout=30)
+    exit_took = time.monotonic() - float(done.stdout.split()[0])
+    assert done.returncode == 0, done.stderr
+    assert exit_took < 3.0, exit_took  # NEXUS_EXPORT_TIMEOUT (1 s) and a margin, not 60 s
+    assert "dropped spans: shutdown=1" in done.stderr and server.api_key not in done.stderr
+
+
+def test_max_age_sends_spans_whose_run_never_ends_as_timeout(server: NexusServer) -> None:
+    exporter = NexusSpanExporter(api_key=server.api_key, endpoint=server.url, **FAST, max_trace_age=0.05)
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("age")
+    root = tracer.start_span("invoke_agent stuck", attributes={gen_ai.GEN_AI_OPERATION_NAME: "invoke_agent"})
+    with tracer.start_as_current_span("run_step x", context=set_span_in_context(root), attributes={"azure.ai.agents.run_step.id": "s"}):
+        pass
+    assert exporter.export(memory.get_finished_spans()) is SpanExportResult.SUCCESS
+    assert server.traces == []
+    time.sleep(0.1)  # older than max_trace_age now
+    assert exporter.export([]) is SpanExportResult.SUCCESS
+    (trace,) = server.traces
+    assert trace["status"] == "timeout" and [s["name"] for s in trace["spans"]] == ["run_step x"]
+    exporter.shutdown()
 
 
 # -- the emulator validates like Nexus ------------------------------------------------------------------------

@@ -349,7 +349,7 @@ def test_api_keys_never_reach_logs_or_spans(emulator, instrument, debug_logs, mo
             ingestion.fail_next(0, count=100)  # connection dropped without an answer
 
         telemetry = instrument(capture_content=True)  # even with content on: keys are not content
-        nexus_exporter = NexusSpanExporter(backoff_base=0.01, backoff_max=0.02, export_timeout=1.0, idle_interval=0.05)
+        nexus_exporter = NexusSpanExporter(backoff_base=0.01, backoff_max=0.02, export_timeout=1.0)
         monitor = AzureMonitorTraceExporter(disable_offline_storage=True, retry_total=1, retry_backoff_factor=0)
         telemetry.tracer_provider.add_span_processor(SimpleSpanProcessor(nexus_exporter))
         telemetry.tracer_provider.add_span_processor(SimpleSpanProcessor(monitor))

@@ -6,8 +6,9 @@ One check is stricter than Nexus: a span's ``parent_span_id`` must be the id of 
 the same trace (Nexus would store a dangling parent silently).
 
 Test hooks: :meth:`NexusServer.fail_next` injects faults (any status, extra headers, or status 0 to drop the
-connection without answering, optionally *after* applying the request), :attr:`NexusServer.delay` slows
-every response, :attr:`NexusServer.requests` records every request with its arrival time, and
+connection without answering, optionally *after* applying the request, optionally after *hanging* for a
+while: :meth:`NexusServer.release` ends hangs early), :attr:`NexusServer.delay` slows every response (a
+realistic round trip: 0.05-0.2 s), :attr:`NexusServer.requests` records every request with its arrival time, and
 :meth:`NexusServer.wait_for` waits on a condition instead of sleeping.
 
     with NexusServer() as server:
@@ -20,6 +21,7 @@ import copy
 import json
 import re
 import secrets
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -65,6 +67,7 @@ class _Fault:
     headers: dict[str, str]
     body: Any
     after_processing: bool
+    hang: float = 0.0
 
 
 @dataclass
@@ -122,6 +125,8 @@ class _Handler(LocalHandler):
         record = RequestRecord(self.command, self.path, route, received, body)
         server._pause()
         fault = server._take_fault(route)
+        if fault is not None and fault.hang > 0:
+            server._released.wait(fault.hang)  # a hang the client must time out of; never applied
         if fault is None or fault.after_processing:
             reply = server._handle(self.command, self.path, self.headers, raw)
         if fault is not None:
@@ -163,6 +168,7 @@ class NexusServer(LocalHttpServer):
         self._requests: list[RequestRecord] = []
         self._traces: dict[str, dict[str, Any]] = {}
         self._agents: list[str] = []
+        self._released = threading.Event()
 
     # -- test hooks -----------------------------------------------------------------------------------------
     def fail_next(
@@ -174,24 +180,47 @@ class NexusServer(LocalHttpServer):
         body: Any = None,
         *,
         after_processing: bool = False,
+        hang: float = 0.0,
     ) -> None:
         """Answer the next ``count`` requests to ``route`` (one of :data:`ROUTES`, or ``"*"``) with ``status``.
 
         ``status=0`` closes the connection without a response. ``after_processing=True`` applies the request
         first (e.g. the trace IS created) and then fails: the case where a client cannot know the outcome.
+        ``hang``: hold the request that long first (until :meth:`release` or ``stop``), as a stuck server does.
         """
         if route != "*" and route not in ROUTES:
             raise ValueError(f"unknown route {route!r}; expected one of {ROUTES} or '*'")
         default_body = {"error": "Injected fault"} if status else None
+        if hang > 0:
+            self._released.clear()
         with self._lock:
             self._faults.append(
                 (
                     route,
                     _Fault(
-                        status, count, dict(headers or {}), default_body if body is None else body, after_processing
+                        status,
+                        count,
+                        dict(headers or {}),
+                        default_body if body is None else body,
+                        after_processing,
+                        hang,
                     ),
                 )
             )
+
+    def heal(self) -> None:
+        """End the outage: forget faults not yet hit and release hanging requests."""
+        with self._lock:
+            self._faults.clear()
+        self._released.set()
+
+    def release(self) -> None:
+        """Let hanging requests answer now."""
+        self._released.set()
+
+    def stop(self) -> None:
+        self._released.set()
+        super().stop()
 
     @property
     def requests(self) -> list[RequestRecord]:

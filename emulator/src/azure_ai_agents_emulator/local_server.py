@@ -106,6 +106,10 @@ class LocalHandler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 256  # clients opening dozens of connections at once are not refused (default: 5)
+
+
 class LocalHttpServer(Startable, Waitable):
     """Serves ``handler_class`` on ``http://127.0.0.1:<port>`` from a daemon thread."""
 
@@ -124,7 +128,7 @@ class LocalHttpServer(Startable, Waitable):
     def start(self: _S) -> _S:
         """Bind the port and serve from a daemon thread; returns self."""
         handler = type(self.handler_class.__name__, (self.handler_class,), {"owner": self})
-        self._httpd = ThreadingHTTPServer(self._address, handler)
+        self._httpd = _Server(self._address, handler)
         self._httpd.daemon_threads = True
         self._httpd.block_on_close = False
         self._thread = threading.Thread(

@@ -1,6 +1,9 @@
-"""Requests to the Nexus v1 API: retries, a time budget, a shared Retry-After pause (transport: ``nexus_http``).
+"""Requests to the Nexus v1 API over urllib3's ``PoolManager``: retries, a time budget, a shared Retry-After pause.
 
-Retry policy (see also ``nexus_sender`` for how duplicates are avoided):
+One pool of keep-alive connections, sized for the exporter's concurrency, serves every sender thread
+(urllib3 verifies TLS certificates and host names against the system trust store).
+
+Retry policy (see also ``sender`` for how duplicates are avoided):
 
 * 2xx: done.
 * 429 and 5xx (and 408): retried with exponential backoff and jitter; a ``Retry-After`` header (seconds or an
@@ -11,12 +14,12 @@ Retry policy (see also ``nexus_sender`` for how duplicates are avoided):
   that failed before its last byte): retried, whatever the method.
 * The request may have reached the server (read timeout, connection reset after sending): retried only for
   idempotent methods (GET, PATCH). For POST the caller gets :class:`NexusAmbiguous` and decides
-  (the sender looks the object up before re-posting, so a retry never creates a duplicate).
+  (the sender looks the object up before posting again, so a retry never creates a duplicate).
 * A 429, or any answer with ``Retry-After``, pauses *every* sender worker for that delay, not just the one
   that got it: the limit is the account's, and the other workers would only collect 429s of their own.
 
 Every wait is bounded by the caller's deadline and by :meth:`NexusClient.interrupt` (used by shutdown).
-The API key lives only in the transport's pre-encoded headers: it is never formatted into a message.
+The API key lives only in the request headers: it is never formatted into a message.
 """
 
 from __future__ import annotations
@@ -31,13 +34,14 @@ import time
 from typing import Any, Callable, Mapping, Optional
 from urllib.parse import quote, urlencode, urlsplit
 
-from .http import NoAnswer, NotSent, TlsFailure, Transport
+import urllib3
+from urllib3.exceptions import ConnectTimeoutError, HTTPError, ProtocolError, ReadTimeoutError, SSLError
 
 _logger = logging.getLogger(__name__)
 
 _IDEMPOTENT = frozenset({"GET", "PATCH", "PUT", "DELETE", "HEAD"})
 _RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504}) | frozenset(range(520, 530))
-_USER_AGENT = "opentelemetry-instrumentation-azure-ai-agents-nexus"
+_USER_AGENT = "opentelemetry-exporter-nexus"
 #: One encoder for every body (json.dumps with options builds a new encoder per call).
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
 
@@ -133,30 +137,33 @@ class NexusClient:
         backoff_base: float = 0.5,
         backoff_max: float = 8.0,
         max_retry_after: float = 60.0,
+        max_connections: int = 32,
     ) -> None:
         problem = endpoint_problem(endpoint)
         if problem is not None:  # the exporter checks first; this guards direct use
             raise ValueError(problem)
         self._base = endpoint.rstrip("/") + "/api/v1"
-        self._transport = Transport(  # imports urllib3: ImportError without the `nexus` extra
-            self._base,
-            {
-                "Authorization": f"Bearer {api_key}",
-                "Content-Type": "application/json",
-                "Accept": "application/json",
-                "User-Agent": _USER_AGENT,
-            },
-        )
+        self._headers = {
+            "Authorization": f"Bearer {api_key}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": _USER_AGENT,
+        }
+        self._max_connections = max_connections
+        self._http = self._pool()
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.max_retry_after = max_retry_after
         self.hard_deadline = float("inf")  # monotonic; lowered by interrupt()
-        self.paused_until = 0.0  # monotonic; raised by 429 / Retry-After answers, honoured by every worker
+        self.paused_until = 0.0  # monotonic; raised by 429 / Retry-After answers, honoured by every request
         self._interrupted = threading.Event()
         # Should a server ever echo the key back, it must not reach a log line through an error message.
         self._redact: Callable[[str], str] = lambda text: text.replace(api_key, "[REDACTED]") if api_key else text
+
+    def _pool(self) -> urllib3.PoolManager:
+        return urllib3.PoolManager(num_pools=2, maxsize=self._max_connections, retries=False)
 
     def __repr__(self) -> str:
         return f"NexusClient(base={self._base!r})"
@@ -166,17 +173,16 @@ class NexusClient:
         self.hard_deadline = min(self.hard_deadline, hard_deadline)
         self._interrupted.set()
 
-    def abort(self) -> None:
-        """Cut the connections of requests still waiting for an answer (shutdown past its deadline)."""
-        self._transport.abort()
+    def after_fork(self) -> None:
+        """In a forked child: new connections (the inherited ones belong to the parent), no pause, no interrupt."""
+        self._http = self._pool()
+        self.hard_deadline = float("inf")
+        self.paused_until = 0.0
+        self._interrupted = threading.Event()
 
-    def close_thread(self) -> None:
-        """Close the calling worker's connection."""
-        self._transport.close_thread()
-
-    def close(self, after_fork: bool = False) -> None:
-        """Close every connection (no worker may be running)."""
-        self._transport.close(after_fork)
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self._http.clear()
 
     # -- API --------------------------------------------------------------------------------------------
     def create_trace(self, payload: Mapping[str, Any], deadline: float) -> str:
@@ -213,25 +219,28 @@ class NexusClient:
             attempt += 1
             delay: Optional[float] = None
             try:
-                response = self._transport.exchange(
-                    method, path, payload, min(self.connect_timeout, remaining), min(self.read_timeout, remaining)
+                timeout = urllib3.Timeout(
+                    connect=min(self.connect_timeout, remaining), read=min(self.read_timeout, remaining), total=remaining
                 )
-            except NotSent as error:
-                reason = f"{method} {path}: {error}"
-            except NoAnswer as error:
-                reason = f"{method} {path}: no answer ({error})"
+                response = self._http.request(
+                    method, self._base + path, body=payload, headers=self._headers, timeout=timeout, redirect=False
+                )
+            except ConnectTimeoutError as error:  # also refused / DNS failures: nothing reached the server
+                reason = f"{method} {path}: cannot connect ({_cause(error)})"
+            except (ReadTimeoutError, ProtocolError) as error:
+                reason = f"{method} {path}: no answer ({_cause(error)})"
                 if method not in _IDEMPOTENT:
                     raise NexusAmbiguous(reason) from None
-            except TlsFailure as error:
-                raise NexusUnavailable(f"{method} {path}: {error}") from None
-            except Exception as error:  # anything unexpected: not worth retrying
+            except SSLError as error:
+                raise NexusUnavailable(f"{method} {path}: TLS error ({_cause(error)})") from None
+            except (HTTPError, OSError) as error:  # anything else: not worth retrying
                 raise NexusUnavailable(f"{method} {path}: {type(error).__name__}") from None
             else:
                 data = _decode(response.data)
                 if 200 <= response.status < 300:
                     return data
                 message = self._redact(error_message(data, response.data))
-                retry_after = parse_retry_after(response.retry_after)
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 quota = response.status == 429 and retry_after is None and isinstance(data, Mapping) and "limit" in data
                 if response.status not in _RETRYABLE_STATUS or quota:
                     raise NexusRejected(response.status, message)
@@ -273,6 +282,11 @@ class NexusClient:
                 return True
             self._interrupted.wait(end - now)
             self._interrupted.clear()
+
+
+def _cause(error: Exception) -> str:
+    """A short reason without the URL (urllib3 messages repeat host and port)."""
+    return type(getattr(error, "reason", None) or error).__name__
 
 
 def _decode(raw: bytes) -> Any:

@@ -1,8 +1,6 @@
-"""``NexusSpanExporter``: sends each OpenTelemetry trace to Nexus (Keylight Digital) as ONE Nexus trace.
+"""``NexusSpanExporter``: one Nexus trace per agent run, on the standard ``SpanExporter`` contract.
 
-Spans are buffered per trace id until the trace's local root span (no parent, or a remote parent) ends; the
-whole trace is then handed to background sender workers (``nexus_sender``; a few traces in flight at once,
-each trace on one worker), so :meth:`export` never waits on the network. Usage::
+Use it behind the SDK's ``BatchSpanProcessor``, which queues spans and calls :meth:`export` on its own thread::
 
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -12,6 +10,15 @@ each trace on one worker), so :meth:`export` never waits on the network. Usage::
     provider.add_span_processor(BatchSpanProcessor(NexusSpanExporter()))  # reads NEXUS_* variables
 
 or zero-code: ``OTEL_TRACES_EXPORTER=nexus NEXUS_API_KEY=nxs_... opentelemetry-instrument python app.py``.
+
+:meth:`export` files the spans into runs (``runs``), posts every run that is complete, with what an earlier
+failure left over (the *backlog*), concurrently (``sender``), and returns the real outcome: SUCCESS when all
+of it is in Nexus, FAILURE otherwise. So ``TracerProvider.force_flush()`` returns once the runs are in Nexus.
+
+While Nexus is unreachable, runs wait in the bounded backlog and ``export`` does not touch the network until
+a backoff delay has passed (a timer retries the backlog then, so an idle app still delivers it); nothing is
+posted twice. Every span that is dropped is counted per reason in :attr:`stats` and reported by a warning
+within ``drop_log_interval`` seconds. A forked child starts empty: it never sends its parent's spans.
 """
 
 from __future__ import annotations
@@ -21,8 +28,7 @@ import os
 import re
 import threading
 import time
-from collections import OrderedDict
-from dataclasses import dataclass, field
+import weakref
 from typing import Optional, Sequence
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -30,7 +36,8 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from . import mapping
 from .client import NexusClient, endpoint_problem
-from .sender import LogOnce, NexusSender, Stats, TraceBatch
+from .runs import NexusTrace, RunGrouper
+from .sender import Counters, LogOnce, Sender
 
 __all__ = ["NexusSpanExporter", "DEFAULT_ENDPOINT"]
 
@@ -39,22 +46,7 @@ _logger = logging.getLogger(__name__)
 DEFAULT_ENDPOINT = "https://nexus.keylightdigital.dev"
 _KEY_SHAPE = re.compile(r"^nxs_[0-9a-f]{64}$")
 _HEADER_SAFE = re.compile(r"^[\x21-\x7e]+$")  # what a Bearer token may hold (no spaces, no line breaks)
-_MAX_WORKERS = 64  # a typo must not start thousands of threads
-#: Counters reported by the periodic "dropped" warning.
-_LOSS_COUNTERS = (
-    "spans_dropped_queue_full",
-    "spans_dropped_buffer_full",
-    "spans_dropped_trace_too_large",
-    "spans_dropped_late",
-    "spans_failed",
-    "traces_failed",
-)
-
-
-@dataclass
-class _Buffer:
-    spans: list[ReadableSpan] = field(default_factory=list)
-    deadline: float = 0.0  # monotonic time after which the spans are sent without waiting for the root
+_MAX_CONCURRENCY = 256  # a typo must not start thousands of threads
 
 
 class NexusSpanExporter(SpanExporter):
@@ -63,16 +55,18 @@ class NexusSpanExporter(SpanExporter):
     Args:
         api_key: ``NEXUS_API_KEY``. Without one the exporter logs one warning and drops everything.
         endpoint: ``NEXUS_ENDPOINT`` (default ``https://nexus.keylightdigital.dev``); plain http only to loopback.
-        agent_id: ``NEXUS_AGENT_ID``; default: the run span's ``gen_ai.agent.name``, else ``service.name``.
-        export_all: ``NEXUS_EXPORT_ALL``; by default only traces with a GenAI span are sent.
+        agent_id: ``NEXUS_AGENT_ID``; default: each run's ``gen_ai.agent.name``, else ``service.name``.
+        export_all: ``NEXUS_EXPORT_ALL``; by default spans outside agent runs are not sent.
+        export_timeout: how long one :meth:`export` may take, retries included (``NEXUS_EXPORT_TIMEOUT``, 10 s).
         connect_timeout / read_timeout: per HTTP attempt (``NEXUS_CONNECT_TIMEOUT`` 5 s, ``NEXUS_READ_TIMEOUT`` 10 s).
-        export_timeout: total budget for delivering one trace, retries included (``NEXUS_EXPORT_TIMEOUT`` 30 s).
-        max_trace_age: a trace whose root has not ended after this long is sent with status ``timeout``
-            (``NEXUS_MAX_TRACE_AGE`` 900 s).
-        max_concurrent_traces: sender workers, i.e. traces delivered at the same time
-            (``NEXUS_MAX_CONCURRENT_TRACES``, 4, at most 64). Each trace stays on one worker, posted in order;
-            more workers hide network latency (the API takes one POST per span).
-        shutdown_timeout: used by ``shutdown()`` when called without ``timeout_millis`` (10 s).
+        max_concurrent_requests: requests in flight at once, and the connection pool's size
+            (``NEXUS_MAX_CONCURRENT_REQUESTS``, 32). Each span is one request and a child needs its parent's
+            id, so throughput comes from many runs and sibling spans in flight together.
+        max_trace_age: spans whose parent has not ended after this long (``NEXUS_MAX_TRACE_AGE``, 900 s) are
+            sent as an incomplete trace (status ``timeout``) if they hold GenAI data, else discarded.
+        max_backlog_spans: spans kept for a later retry while Nexus is unavailable (10,000).
+        shutdown_timeout: the most ``shutdown()`` waits (10 s; less when called with ``timeout_millis``).
+        drop_log_interval: the most often a warning about dropped spans is logged (5 s).
     """
 
     def __init__(
@@ -82,89 +76,87 @@ class NexusSpanExporter(SpanExporter):
         agent_id: Optional[str] = None,
         *,
         export_all: Optional[bool] = None,
+        export_timeout: Optional[float] = None,
         connect_timeout: Optional[float] = None,
         read_timeout: Optional[float] = None,
-        export_timeout: Optional[float] = None,
+        max_concurrent_requests: Optional[int] = None,
         max_trace_age: Optional[float] = None,
-        max_concurrent_traces: Optional[int] = None,
-        shutdown_timeout: float = 10.0,
-        max_buffered_traces: int = 1024,
-        max_spans_per_trace: int = 1000,
-        max_queue_size: int = 256,
+        max_backlog_spans: int = 10_000,
+        max_waiting_spans: int = 20_000,
         max_payload_bytes: int = mapping.DEFAULT_MAX_PAYLOAD_BYTES,
-        late_span_grace: float = 2.0,
+        shutdown_timeout: float = 10.0,
         backoff_base: float = 0.5,
-        backoff_max: float = 8.0,
-        idle_interval: float = 0.5,
-        drop_log_interval: float = 60.0,
+        backoff_max: float = 30.0,
+        drop_log_interval: float = 5.0,
     ) -> None:
-        key = api_key if api_key is not None else os.environ.get("NEXUS_API_KEY", "")
-        key = key.strip()
+        key = (api_key if api_key is not None else os.environ.get("NEXUS_API_KEY", "")).strip()
         self.endpoint = (endpoint or os.environ.get("NEXUS_ENDPOINT") or DEFAULT_ENDPOINT).strip().rstrip("/")
         self.agent_id = agent_id or os.environ.get("NEXUS_AGENT_ID") or None
         self.export_all = export_all if export_all is not None else _env_bool("NEXUS_EXPORT_ALL")
+        self._export_timeout = export_timeout or _env_float("NEXUS_EXPORT_TIMEOUT", 10.0)
         self._shutdown_timeout = shutdown_timeout
-        self._max_trace_age = max_trace_age if max_trace_age is not None else _env_float("NEXUS_MAX_TRACE_AGE", 900.0)
-        self._max_buffered_traces = max_buffered_traces
-        self._max_spans_per_trace = max_spans_per_trace
-        self._late_span_grace = late_span_grace
+        self._max_backlog_spans = max_backlog_spans
+        self._backoff_base = backoff_base
+        self._backoff_max = backoff_max
         self._drop_log_interval = drop_log_interval
-        self._stats = Stats()
-        self._log_once = LogOnce()
-        self._lock = threading.Lock()
-        self._buffers: dict[int, _Buffer] = {}
-        self._finished: OrderedDict[int, None] = OrderedDict()  # traces whose root was handed over
-        self._is_shutdown = False
-        self._shutting_down = False
-        self._last_loss_report = time.monotonic()
-        self._reported: dict[str, int] = {}
-        self._report_lock = threading.Lock()
-        self._sender: Optional[NexusSender] = None
+        self._grouper = RunGrouper(
+            agent_id=self.agent_id,
+            export_all=self.export_all,
+            max_waiting=max_waiting_spans,
+            max_age=max_trace_age or _env_float("NEXUS_MAX_TRACE_AGE", 900.0),
+        )
+        self._counters = Counters()
         self._has_key = bool(key)
+        self._is_shutdown = False
+        self._sender: Optional[Sender] = None
+        self._reset_state()
 
         problem = None
         if not key:
             problem = "NEXUS_API_KEY is not set: the Nexus exporter drops all spans"
-        else:
-            problem = endpoint_problem(self.endpoint)
-            if problem is not None:
-                problem = f"Nexus exporter disabled ({self.endpoint}): {problem}"
-            elif not _HEADER_SAFE.match(key):
-                problem = "Nexus exporter disabled: NEXUS_API_KEY holds characters not allowed in an HTTP header"
-            elif not _KEY_SHAPE.match(key):
-                _logger.warning("NEXUS_API_KEY does not look like a Nexus key (nxs_ followed by 64 hex digits)")
+        elif endpoint_problem(self.endpoint) is not None:
+            problem = f"Nexus exporter disabled ({self.endpoint}): {endpoint_problem(self.endpoint)}"
+        elif not _HEADER_SAFE.match(key):
+            problem = "Nexus exporter disabled: NEXUS_API_KEY holds characters not allowed in an HTTP header"
+        elif not _KEY_SHAPE.match(key):
+            _logger.warning("NEXUS_API_KEY does not look like a Nexus key (nxs_ followed by 64 hex digits)")
         if problem is None:
-            try:
-                client = NexusClient(
-                    self.endpoint,
-                    key,
-                    connect_timeout=connect_timeout or _env_float("NEXUS_CONNECT_TIMEOUT", 5.0),
-                    read_timeout=read_timeout or _env_float("NEXUS_READ_TIMEOUT", 10.0),
-                    backoff_base=backoff_base,
-                    backoff_max=backoff_max,
-                )
-            except ImportError:
-                problem = (
-                    "urllib3 is not installed (pip install 'opentelemetry-instrumentation-azure-ai-agents[nexus]')"
-                )
-                problem = f"Nexus exporter disabled: {problem}"
-            else:
-                self._sender = NexusSender(
-                    client,
-                    agent_id=self.agent_id,
-                    export_all=self.export_all,
-                    export_timeout=export_timeout or _env_float("NEXUS_EXPORT_TIMEOUT", 30.0),
-                    max_payload_bytes=max_payload_bytes,
-                    queue_size=max_queue_size,
-                    stats=self._stats,
-                    log_once=self._log_once,
-                    on_idle=self._on_idle,
-                    idle_interval=idle_interval,
-                    workers=min(_MAX_WORKERS, max_concurrent_traces or _env_int("NEXUS_MAX_CONCURRENT_TRACES", 4)),
-                )
-        if problem is not None:
+            concurrency = max_concurrent_requests or _env_int("NEXUS_MAX_CONCURRENT_REQUESTS", 32)
+            concurrency = max(1, min(_MAX_CONCURRENCY, concurrency))
+            client = NexusClient(
+                self.endpoint,
+                key,
+                connect_timeout=connect_timeout or _env_float("NEXUS_CONNECT_TIMEOUT", 5.0),
+                read_timeout=read_timeout or _env_float("NEXUS_READ_TIMEOUT", 10.0),
+                backoff_base=min(backoff_base, 0.5),
+                backoff_max=min(backoff_max, 4.0),
+                max_connections=concurrency,
+            )
+            self._sender = Sender(
+                client,
+                concurrency=concurrency,
+                max_payload_bytes=max_payload_bytes,
+                counters=self._counters,
+                log_once=LogOnce(),
+            )
+            if hasattr(os, "register_at_fork"):
+                own = weakref.WeakMethod(self._after_fork)
+                os.register_at_fork(after_in_child=lambda: (own() or (lambda: None))())
+        else:
             _logger.warning("%s", problem)
         del key
+
+    def _reset_state(self) -> None:
+        """Locks, backlog and timers (at start, and in a forked child where other threads' locks may be held)."""
+        self._round_lock = threading.Lock()  # one delivery round at a time; guards the grouper and the backlog
+        self._backlog: list[NexusTrace] = []
+        self._failures = 0  # consecutive rounds that left work behind
+        self._retry_at = 0.0  # monotonic; no network before it unless forced (flush, shutdown)
+        self._timer: Optional[threading.Timer] = None
+        self._report_lock = threading.Lock()
+        self._reported: dict[str, int] = {}
+        self._last_report = 0.0
+        self._report_timer: Optional[threading.Timer] = None
 
     def __repr__(self) -> str:
         key = "<set>" if self._has_key else "<missing>"
@@ -172,134 +164,168 @@ class NexusSpanExporter(SpanExporter):
 
     @property
     def enabled(self) -> bool:
-        """False when the exporter drops everything (no key, refused endpoint, urllib3 missing)."""
+        """False when the exporter drops everything (no key, or an endpoint the key must not be sent to)."""
         return self._sender is not None
 
     @property
     def stats(self) -> dict[str, int]:
-        """Counters: spans_received, traces_sent, spans_sent, traces_filtered, traces_timed_out, drops..."""
-        return self._stats.snapshot()
+        """Counters: traces_sent, spans_sent, spans_late, spans_filtered, reconciled, and every drop by reason
+        (spans_dropped_buffer_full, spans_dropped_backlog_full, spans_dropped_shutdown, spans_rejected_http_NNN)."""
+        return self._counters.snapshot()
+
+    @property
+    def backlog_spans(self) -> int:
+        """Spans waiting for Nexus to come back."""
+        return sum(len(t.unsent) for t in self._backlog)
 
     # -- SpanExporter -------------------------------------------------------------------------------------
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        """Buffer ``spans``; hand over every trace whose local root ended. Never touches the network."""
-        if self._is_shutdown:
+        """Deliver the runs completed by ``spans`` and the backlog; SUCCESS only when all of it is in Nexus."""
+        if self._is_shutdown or self._sender is None:
             return SpanExportResult.FAILURE
-        if self._sender is None:
-            return SpanExportResult.SUCCESS
-        self._stats.add("spans_received", len(spans))
-        ready: list[TraceBatch] = []
-        now = time.monotonic()
-        with self._lock:
-            for span in spans:
-                if span.context is None:
-                    continue
-                trace_id = span.context.trace_id
-                root = mapping.is_local_root(span)
-                buffer = self._buffers.get(trace_id)
-                if buffer is None:
-                    if root:  # a root with nothing buffered: no need to buffer at all
-                        ready.append(TraceBatch(trace_id, [span], True))
-                        self._mark_finished(trace_id)
-                        continue
-                    if len(self._buffers) >= self._max_buffered_traces:
-                        self._stats.add("spans_dropped_buffer_full")
-                        continue
-                    late = trace_id in self._finished
-                    buffer = _Buffer(deadline=now + (self._late_span_grace if late else self._max_trace_age))
-                    self._buffers[trace_id] = buffer
-                if len(buffer.spans) >= self._max_spans_per_trace and not root:
-                    self._stats.add("spans_dropped_trace_too_large")
-                    continue
-                buffer.spans.append(span)
-                if root:
-                    del self._buffers[trace_id]
-                    ready.append(TraceBatch(trace_id, buffer.spans, True))
-                    self._mark_finished(trace_id)
-        for batch in ready:
-            self._submit(batch)
-        if not ready:
-            self._sender.ensure_started()  # its idle loop enforces the max age of buffered traces
-        return SpanExportResult.SUCCESS
+        with self._round_lock:
+            traces = self._grouper.add(spans) + self._grouper.expire()
+            self._take_counts()
+            ok = self._round(traces, time.monotonic() + self._export_timeout, force=False)
+        return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Send every buffered trace (those whose root has not ended with status ``timeout``) and wait."""
+        """Retry the backlog now (the SDK's processors flush their own queues through :meth:`export`)."""
         if self._is_shutdown:
             return False
         if self._sender is None:
             return True
         deadline = time.monotonic() + timeout_millis / 1000
-        if not self._drain_buffers(deadline):
+        if not self._round_lock.acquire(timeout=max(0.0, timeout_millis / 1000)):
             return False
-        return self._sender.flush(deadline)
+        try:
+            return self._round([], min(deadline, time.monotonic() + self._export_timeout), force=True)
+        finally:
+            self._round_lock.release()
 
     def shutdown(self, timeout_millis: Optional[float] = None) -> None:
-        """Deliver what is buffered within the timeout (``shutdown_timeout`` by default), then stop."""
-        with self._lock:
-            if self._is_shutdown or self._shutting_down:
-                return
-            self._shutting_down = True
-        seconds = self._shutdown_timeout if timeout_millis is None else timeout_millis / 1000
-        deadline = time.monotonic() + max(0.0, seconds)
-        if self._sender is not None:
-            self._sender.interrupt(deadline)  # no retry or request may outlive the shutdown deadline
-            self._drain_buffers(deadline)
-            self._is_shutdown = True
-            if not self._sender.stop(deadline):
-                _logger.warning("Nexus exporter: shutdown timed out; undelivered traces were abandoned")
-            self._report_losses(force=True)
+        """Send what is left (runs cut short, spans still waiting as incomplete traces) within the timeout:
+        ``timeout_millis`` if given, at most ``shutdown_timeout``. Skipped while Nexus is known to be down."""
+        if self._is_shutdown:
+            return
         self._is_shutdown = True
+        seconds = self._shutdown_timeout if timeout_millis is None else min(self._shutdown_timeout, timeout_millis / 1000)
+        deadline = time.monotonic() + max(0.0, seconds)
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._sender is None:
+            return
+        if self._round_lock.acquire(timeout=max(0.0, seconds)):
+            try:
+                traces = self._grouper.expire(everything=True)
+                self._take_counts()
+                if time.monotonic() >= self._retry_at:
+                    self._round(traces, deadline, force=True)
+                else:
+                    self._backlog.extend(traces)
+                lost = self.backlog_spans
+                self._backlog = []
+            finally:
+                self._round_lock.release()
+        else:
+            lost = self.backlog_spans
+        self._counters.add("spans_dropped_shutdown", lost)
+        self._report_losses(final=True)
+        self._sender.close()
 
     # -- internals ----------------------------------------------------------------------------------------
-    def _submit(self, batch: TraceBatch, block_until: Optional[float] = None) -> bool:
+    def _round(self, traces: list[NexusTrace], deadline: float, force: bool) -> bool:
+        """One delivery round (round lock held): the backlog and ``traces``. True when nothing is left."""
         assert self._sender is not None
-        if self._sender.submit(batch, block_until):
-            return True
-        self._stats.add("spans_dropped_queue_full", len(batch.spans))
+        work = list({id(t): t for t in [*self._backlog, *traces] if t.unsent}.values())
+        rejected_before = self._rejected()
+        attempted = bool(work) and (force or time.monotonic() >= self._retry_at)
+        if attempted:
+            self._sender.deliver(work, deadline)
+        left = [t for t in work if t.unsent]
+        self._backlog = self._bounded(left)
+        if left and attempted:
+            self._failures += 1
+            delay = min(self._backoff_max, self._backoff_base * 2 ** (self._failures - 1))
+            self._retry_at = time.monotonic() + delay
+            self._schedule_retry(delay)
+        elif not left:
+            self._failures, self._retry_at = 0, 0.0
         self._report_losses()
-        return False
+        return not left and self._rejected() == rejected_before
 
-    def _drain_buffers(self, deadline: float) -> bool:
-        with self._lock:
-            batches = [TraceBatch(tid, b.spans, False) for tid, b in self._buffers.items()]
-            self._buffers.clear()
-            timed_out = sum(1 for b in batches if b.trace_id not in self._finished)
-        self._stats.add("traces_timed_out", timed_out)
-        return all([self._submit(batch, block_until=deadline) for batch in batches])
+    def _bounded(self, left: list[NexusTrace]) -> list[NexusTrace]:
+        """Keep the newest runs within ``max_backlog_spans``; count the others as dropped."""
+        total = sum(len(t.unsent) for t in left)
+        while left and total > self._max_backlog_spans:
+            oldest = left.pop(0)
+            total -= len(oldest.unsent)
+            self._counters.add("spans_dropped_backlog_full", len(oldest.unsent))
+            oldest.unsent = []
+            oldest.rejected = True  # its late spans are dropped (and counted) too
+        return left
 
-    def _on_idle(self) -> None:
-        """Sender housekeeping (on one worker at a time): send traces past their deadline, report losses."""
-        now = time.monotonic()
-        with self._lock:
-            expired = [tid for tid, b in self._buffers.items() if b.deadline <= now]
-            batches = [TraceBatch(tid, self._buffers.pop(tid).spans, False) for tid in expired]
-            timed_out = sum(1 for b in batches if b.trace_id not in self._finished)
-        if timed_out:
-            self._stats.add("traces_timed_out", timed_out)
-        for batch in batches:
-            self._submit(batch)
-        self._report_losses()
+    def _schedule_retry(self, delay: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = threading.Timer(delay, self._retry_backlog)
+        self._timer.daemon = True
+        self._timer.start()
 
-    def _mark_finished(self, trace_id: int) -> None:
-        self._finished[trace_id] = None
-        self._finished.move_to_end(trace_id)
-        while len(self._finished) > 4 * self._max_buffered_traces:
-            self._finished.popitem(last=False)
+    def _retry_backlog(self) -> None:
+        """Timer: an app that stops producing spans still gets its backlog delivered once Nexus is back."""
+        if self._is_shutdown or not self._round_lock.acquire(blocking=False):
+            return  # a round is running: it takes the backlog along
+        try:
+            if not self._is_shutdown:
+                self._round([], time.monotonic() + self._export_timeout, force=True)
+        finally:
+            self._round_lock.release()
 
-    def _report_losses(self, force: bool = False) -> None:
-        """One warning per ``drop_log_interval`` at most, summarising what was lost since the last one."""
+    def _take_counts(self) -> None:
+        for name, n in self._grouper.counts.items():
+            self._counters.add(name, n)
+        self._grouper.counts.clear()
+
+    def _rejected(self) -> int:
+        return sum(n for name, n in self._counters.snapshot().items() if name.startswith("spans_rejected"))
+
+    def _report_losses(self, final: bool = False) -> None:
+        """A warning with the spans dropped since the last one; at most one per ``drop_log_interval`` (the
+        rest follows by timer). Rejections are not repeated here: each kind is logged when it first happens."""
         with self._report_lock:
             now = time.monotonic()
-            if not force and now - self._last_loss_report < self._drop_log_interval:
+            wait = self._last_report + self._drop_log_interval - now
+            if wait > 0 and not final:
+                if self._report_timer is None:
+                    self._report_timer = threading.Timer(wait, self._report_losses)
+                    self._report_timer.daemon = True
+                    self._report_timer.start()
                 return
-            stats = self._stats.snapshot()
-            delta = {k: stats.get(k, 0) - self._reported.get(k, 0) for k in _LOSS_COUNTERS}
-            delta = {k: v for k, v in delta.items() if v > 0}
+            self._report_timer = None
+            counts = self._counters.snapshot()
+            delta = {
+                k: v - self._reported.get(k, 0)
+                for k, v in counts.items()
+                if k.startswith("spans_dropped") and v > self._reported.get(k, 0)
+            }
             if not delta:
                 return
-            self._last_loss_report = now
-            self._reported.update({k: stats.get(k, 0) for k in _LOSS_COUNTERS})
-        _logger.warning("Nexus exporter lost data: %s", ", ".join(f"{k}={v}" for k, v in sorted(delta.items())))
+            self._reported.update({k: counts[k] for k in delta})
+            self._last_report = now
+        backlog = self.backlog_spans
+        _logger.warning(
+            "Nexus exporter dropped spans: %s%s",
+            ", ".join(f"{k[len('spans_dropped_'):]}={v}" for k, v in sorted(delta.items())),
+            f" ({backlog} spans wait for a retry)" if backlog else "",
+        )
+
+    def _after_fork(self) -> None:
+        """In a forked child: nothing of the parent's is sent (its runs are the parent's to deliver)."""
+        self._reset_state()
+        self._grouper.forget_waiting()
+        if self._sender is not None:
+            self._sender.after_fork()
 
 
 def _env_bool(name: str) -> bool:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections import deque
-from typing import Any, Iterable, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
@@ -36,6 +35,7 @@ THREAD_ID = "gen_ai.thread.id"
 RUN_ID = "gen_ai.thread.run.id"
 RUN_STATUS = "gen_ai.thread.run.status"
 ERROR_TYPE = "error.type"
+RUN_UNFINISHED = "azure.ai.agents.run.unfinished"
 INVOKE_AGENT = "invoke_agent"
 _GENAI_PREFIXES = ("gen_ai.", "azure.ai.agents.")
 
@@ -62,13 +62,14 @@ def is_local_root(span: ReadableSpan) -> bool:
     return parent is None or parent.is_remote
 
 
+def is_run(span: ReadableSpan) -> bool:
+    """An agent run: the ``invoke_agent`` span, whose subtree becomes one Nexus trace."""
+    return (span.attributes or {}).get(OPERATION_NAME) == INVOKE_AGENT
+
+
 def is_genai(span: ReadableSpan) -> bool:
-    """A GenAI span: gen_ai.operation.name / gen_ai.system, or any other ``gen_ai.*`` or ``azure.ai.agents.*``
-    attribute, so that a trace flushed before its run span ended (only step spans so far) still counts."""
-    attributes = span.attributes or {}
-    if OPERATION_NAME in attributes or SYSTEM in attributes:
-        return True
-    return any(key.startswith(_GENAI_PREFIXES) for key in attributes)
+    """Any ``gen_ai.*`` or ``azure.ai.agents.*`` attribute."""
+    return any(key.startswith(_GENAI_PREFIXES) for key in (span.attributes or {}))
 
 
 def span_id(span: ReadableSpan) -> int:
@@ -76,141 +77,72 @@ def span_id(span: ReadableSpan) -> int:
 
 
 def parent_id(span: ReadableSpan) -> Optional[int]:
+    """The parent's span id when the parent is in this process (None for a root or a remote parent)."""
     return span.parent.span_id if span.parent is not None and not span.parent.is_remote else None
-
-
-def find_root(spans: Sequence[ReadableSpan]) -> Optional[ReadableSpan]:
-    roots = [s for s in spans if is_local_root(s)]
-    return min(roots, key=_start) if roots else None
-
-
-def find_run_span(spans: Sequence[ReadableSpan]) -> Optional[ReadableSpan]:
-    runs = [s for s in spans if (s.attributes or {}).get(OPERATION_NAME) == INVOKE_AGENT]
-    return min(runs, key=_start) if runs else None
 
 
 def is_error(span: Optional[ReadableSpan]) -> bool:
     return span is not None and span.status is not None and span.status.status_code is StatusCode.ERROR
 
 
-def resolve_agent_id(configured: Optional[str], spans: Sequence[ReadableSpan]) -> str:
-    """Configured id, else the run span's agent name, else the resource's service.name."""
+def resolve_agent_id(configured: Optional[str], top: ReadableSpan) -> str:
+    """Configured id, else the run's agent name, else the resource's service.name."""
     if configured:
         return configured
-    run = find_run_span(spans)
-    name = (run.attributes or {}).get(AGENT_NAME) if run is not None else None
+    name = (top.attributes or {}).get(AGENT_NAME)
     if isinstance(name, str) and name:
         return name[:MAX_NAME_CHARS]
-    for span in spans:
-        service = span.resource.attributes.get("service.name") if span.resource is not None else None
-        if isinstance(service, str) and service:
-            return service[:MAX_NAME_CHARS]
-    return "unknown_service"
+    return (_service_name(top) or "unknown_service")[:MAX_NAME_CHARS]
 
 
-def trace_status(root: Optional[ReadableSpan], run: Optional[ReadableSpan], complete: bool) -> str:
-    if not complete:
+def trace_status(top: ReadableSpan, complete: bool) -> str:
+    """``error``, ``success``, or ``timeout`` for a run ended unfinished (e.g. by shutdown) or a partial group."""
+    if is_error(top):
+        return "error"
+    if not complete or (top.attributes or {}).get(RUN_UNFINISHED):
         return "timeout"
-    return "error" if is_error(root) or is_error(run) else "success"
+    return "success"
 
 
 def build_trace(
-    spans: Sequence[ReadableSpan],
-    *,
-    agent_id: Optional[str],
-    complete: bool,
-    extra_metadata: Optional[Mapping[str, Any]] = None,
+    top: ReadableSpan, spans: Sequence[ReadableSpan], *, agent_id: Optional[str], complete: bool = True
 ) -> dict[str, Any]:
-    """The POST /api/v1/traces body for the spans of one trace (``complete``: its local root has ended)."""
-    root = find_root(spans) if complete else None
-    run = find_run_span(spans)
-    first = root or run or min(spans, key=_start)
-    run_attributes = (run.attributes or {}) if run is not None else {}
-    root_attributes = (root.attributes or {}) if root is not None else {}
-
-    def pick(key: str) -> Any:
-        value = run_attributes.get(key)
-        return root_attributes.get(key) if value is None else value
-
+    """The POST /api/v1/traces body for a run (``top`` is its ``invoke_agent`` span) or another group of spans
+    (``top`` is its topmost span; ``complete``: False when its top is not a root that ended)."""
+    attributes = top.attributes or {}
+    parent = top.parent
     metadata: dict[str, Any] = {
-        "otel_trace_id": f"{first.context.trace_id:032x}",
-        "otel_root_span_id": f"{span_id(root):016x}" if root is not None else None,
-        "run_id": pick(RUN_ID),
-        "thread_id": pick(THREAD_ID) or pick(CONVERSATION_ID),
-        "agent_id": pick(AGENT_ID),
-        "agent_name": pick(AGENT_NAME),
-        "provider": pick(PROVIDER_NAME) or pick(SYSTEM),
-        "request_model": pick(REQUEST_MODEL),
-        "model": pick(RESPONSE_MODEL) or pick(REQUEST_MODEL),
-        "input_tokens": pick(INPUT_TOKENS),
-        "output_tokens": pick(OUTPUT_TOKENS),
-        "run_status": pick(RUN_STATUS),
-        "error_type": pick(ERROR_TYPE),
-        "service_name": _service_name(first),
+        "otel_trace_id": f"{top.context.trace_id:032x}",
+        "otel_span_id": f"{span_id(top):016x}",
+        "otel_parent_span_id": f"{parent.span_id:016x}" if parent is not None else None,
+        "run_id": attributes.get(RUN_ID),
+        "thread_id": attributes.get(THREAD_ID) or attributes.get(CONVERSATION_ID),
+        "agent_id": attributes.get(AGENT_ID),
+        "agent_name": attributes.get(AGENT_NAME),
+        "provider": attributes.get(PROVIDER_NAME) or attributes.get(SYSTEM),
+        "request_model": attributes.get(REQUEST_MODEL),
+        "model": attributes.get(RESPONSE_MODEL) or attributes.get(REQUEST_MODEL),
+        "input_tokens": attributes.get(INPUT_TOKENS),
+        "output_tokens": attributes.get(OUTPUT_TOKENS),
+        "run_status": attributes.get(RUN_STATUS),
+        "error_type": attributes.get(ERROR_TYPE),
+        "unfinished": attributes.get(RUN_UNFINISHED),
+        "service_name": _service_name(top),
         "span_count": len(spans),
         "incomplete": None if complete else True,
     }
-    if extra_metadata:
-        metadata.update(extra_metadata)
     ends = [s.end_time for s in spans if s.end_time is not None]
-    ended = root.end_time if root is not None and root.end_time is not None else (max(ends) if ends else None)
     payload: dict[str, Any] = {
-        "agent_id": resolve_agent_id(agent_id, spans),
-        "name": (first.name or "trace")[:MAX_NAME_CHARS],
-        "status": trace_status(root, run, complete),
+        "agent_id": resolve_agent_id(agent_id, top),
+        "name": (top.name or "trace")[:MAX_NAME_CHARS],
+        "status": trace_status(top, complete),
         "started_at": iso8601(min(_start(s) for s in spans)),
         "metadata": {k: _plain(v) for k, v in metadata.items() if v is not None},
     }
+    ended = top.end_time if complete else (max(ends) if ends else None)
     if ended is not None:
         payload["ended_at"] = iso8601(ended)
     return payload
-
-
-def trace_update(spans: Sequence[ReadableSpan]) -> Optional[dict[str, Any]]:
-    """PATCH body finishing a trace first sent as ``timeout``, once its root span has arrived."""
-    root = find_root(spans)
-    if root is None:
-        return None
-    update: dict[str, Any] = {"status": trace_status(root, find_run_span(spans) or root, True)}
-    if root.end_time is not None:
-        update["ended_at"] = iso8601(root.end_time)
-    return update
-
-
-def order_spans(spans: Sequence[ReadableSpan], known: Iterable[int] = ()) -> list[tuple[ReadableSpan, Optional[int]]]:
-    """Spans with their effective parent span id, parents before children (siblings by start time).
-
-    A span whose parent is neither in ``spans`` nor in ``known`` (already posted) is attached to the local
-    root (None for the root itself, or when there is none: the caller then falls back to an earlier root).
-    """
-    by_id = {span_id(s): s for s in spans}
-    available = set(known) | set(by_id)
-    root = find_root(spans)
-    root_id = span_id(root) if root is not None else None
-    children: dict[Optional[int], list[ReadableSpan]] = {}
-    for span in spans:
-        parent = parent_id(span)
-        if span is root or parent == span_id(span):
-            parent = None
-        elif parent is None or parent not in available:
-            parent = root_id
-        children.setdefault(parent, []).append(span)
-    ordered: list[tuple[ReadableSpan, Optional[int]]] = []
-    seen: set[int] = set()
-    frontier: deque[Optional[int]] = deque([None, *(k for k in children if k is not None and k not in by_id)])
-    while frontier:
-        parent = frontier.popleft()
-        for child in sorted(children.get(parent, ()), key=_start):
-            if span_id(child) in seen:
-                continue
-            seen.add(span_id(child))
-            ordered.append((child, parent))
-            frontier.append(span_id(child))
-    for span in spans:  # defensive: cycles through duplicated span ids
-        if span_id(span) not in seen:
-            seen.add(span_id(span))
-            ordered.append((span, root_id if span is not root else None))
-    return ordered
 
 
 def build_span(
