@@ -108,7 +108,11 @@ def finished_run(agent: str = "bot") -> list[ReadableSpan]:
 
 
 def nexus_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name.startswith("opentelemetry.exporter.nexus") and r.levelno >= logging.WARNING]
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name.startswith("opentelemetry.exporter.nexus") and r.levelno >= logging.WARNING
+    ]
 
 
 def test_401_gives_failure_and_one_clear_log_line(server: NexusServer, caplog: pytest.LogCaptureFixture) -> None:
@@ -310,7 +314,9 @@ def test_max_age_sends_spans_whose_run_never_ends_as_timeout(server: NexusServer
     provider.add_span_processor(SimpleSpanProcessor(memory))
     tracer = provider.get_tracer("age")
     root = tracer.start_span("invoke_agent stuck", attributes={gen_ai.GEN_AI_OPERATION_NAME: "invoke_agent"})
-    with tracer.start_as_current_span("run_step x", context=set_span_in_context(root), attributes={"azure.ai.agents.run_step.id": "s"}):
+    with tracer.start_as_current_span(
+        "run_step x", context=set_span_in_context(root), attributes={"azure.ai.agents.run_step.id": "s"}
+    ):
         pass
     assert exporter.export(memory.get_finished_spans()) is SpanExportResult.SUCCESS
     assert server.traces == []

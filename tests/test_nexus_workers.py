@@ -20,9 +20,9 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 from opentelemetry.trace import SpanKind, Tracer, set_span_in_context
 
-from tests.fakes.nexus_server import CREATE_SPAN, CREATE_TRACE, NexusServer
 from opentelemetry.exporter.nexus import NexusSpanExporter
 from opentelemetry.exporter.nexus.client import NexusClient
+from tests.fakes.nexus_server import CREATE_SPAN, CREATE_TRACE, NexusServer
 
 FAST = dict(backoff_base=0.05, backoff_max=0.2, export_timeout=10.0, shutdown_timeout=5.0)
 AGENT = "bot"
@@ -131,7 +131,11 @@ def test_a_run_created_in_one_request_and_finished_in_another_arrives_whole(serv
     assert provider.force_flush()
     (trace,) = server.traces
     assert trace["status"] == "success" and trace["agent_id"] == AGENT
-    assert sorted(s["name"] for s in trace["spans"]) == ["invoke_agent polled", "run_step polled.1", "run_step polled.2"]
+    assert sorted(s["name"] for s in trace["spans"]) == [
+        "invoke_agent polled",
+        "run_step polled.1",
+        "run_step polled.2",
+    ]
     metadata = trace["metadata"]
     assert metadata["otel_parent_span_id"] == f"{create_request.get_span_context().span_id:016x}"
     assert metadata["otel_trace_id"] == f"{create_request.get_span_context().trace_id:032x}"
@@ -146,7 +150,10 @@ def test_two_agents_in_one_request_give_two_traces_with_their_own_agent_names(se
         run(tracer, "b", agent="writer")
     assert provider.force_flush()
     traces = sorted(server.traces, key=lambda t: t["name"])
-    assert [(t["name"], t["agent_id"]) for t in traces] == [("invoke_agent a", "researcher"), ("invoke_agent b", "writer")]
+    assert [(t["name"], t["agent_id"]) for t in traces] == [
+        ("invoke_agent a", "researcher"),
+        ("invoke_agent b", "writer"),
+    ]
     parent = f"{request.get_span_context().span_id:016x}"
     assert {t["metadata"]["otel_parent_span_id"] for t in traces} == {parent}
     for trace in traces:
@@ -206,9 +213,7 @@ def _self_signed(directory: Path) -> tuple[Path, Path]:
     cert_path, key_path = directory / "cert.pem", directory / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return cert_path, key_path
 

@@ -220,7 +220,9 @@ class NexusClient:
             delay: Optional[float] = None
             try:
                 timeout = urllib3.Timeout(
-                    connect=min(self.connect_timeout, remaining), read=min(self.read_timeout, remaining), total=remaining
+                    connect=min(self.connect_timeout, remaining),
+                    read=min(self.read_timeout, remaining),
+                    total=remaining,
                 )
                 response = self._http.request(
                     method, self._base + path, body=payload, headers=self._headers, timeout=timeout, redirect=False

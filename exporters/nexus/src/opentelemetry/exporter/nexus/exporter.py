@@ -209,7 +209,9 @@ class NexusSpanExporter(SpanExporter):
         if self._is_shutdown:
             return
         self._is_shutdown = True
-        seconds = self._shutdown_timeout if timeout_millis is None else min(self._shutdown_timeout, timeout_millis / 1000)
+        seconds = (
+            self._shutdown_timeout if timeout_millis is None else min(self._shutdown_timeout, timeout_millis / 1000)
+        )
         deadline = time.monotonic() + max(0.0, seconds)
         if self._timer is not None:
             self._timer.cancel()
@@ -316,7 +318,7 @@ class NexusSpanExporter(SpanExporter):
         backlog = self.backlog_spans
         _logger.warning(
             "Nexus exporter dropped spans: %s%s",
-            ", ".join(f"{k[len('spans_dropped_'):]}={v}" for k, v in sorted(delta.items())),
+            ", ".join(f"{k[len('spans_dropped_') :]}={v}" for k, v in sorted(delta.items())),
             f" ({backlog} spans wait for a retry)" if backlog else "",
         )
 

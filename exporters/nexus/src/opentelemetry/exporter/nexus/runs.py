@@ -88,7 +88,9 @@ class RunGrouper:
         """Decide on spans waiting longer than ``max_age`` (all of them with ``everything``, at shutdown)."""
         now = time.monotonic() if now is None else now
         old = [sid for sid, (_, arrived) in self._waiting.items() if everything or now - arrived >= self._max_age]
-        tops = [sid for sid in old if sid in self._waiting and mapping.parent_id(self._waiting[sid][0]) not in self._waiting]
+        tops = [
+            sid for sid in old if sid in self._waiting and mapping.parent_id(self._waiting[sid][0]) not in self._waiting
+        ]
         made: list[NexusTrace] = []
         for sid in tops:
             if sid not in self._waiting:

@@ -16,6 +16,7 @@ fails too, the object stays marked and the lookup is retried in a later round; i
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import queue
@@ -79,7 +80,9 @@ class _Pool:
         if len(self._threads) < self._size:
             with self._lock:
                 while len(self._threads) < self._size:
-                    thread = threading.Thread(target=self._work, name=f"NexusSpanExporter-{len(self._threads)}", daemon=True)
+                    thread = threading.Thread(
+                        target=self._work, name=f"NexusSpanExporter-{len(self._threads)}", daemon=True
+                    )
                     thread.start()
                     self._threads.append(thread)
         self._tasks.put(task)
@@ -148,7 +151,7 @@ class Sender:
             return
         work = _Round(deadline)
         for trace in traces:
-            self._spawn(work, lambda trace=trace: self._start(work, trace))
+            self._spawn(work, functools.partial(self._start, work, trace))
         # Requests end by the deadline (their timeouts are cut to it); the margin covers the last answers.
         if not work.wait(max(0.0, deadline - time.monotonic()) + 2.0):
             _logger.debug("Nexus exporter: requests still running past the round's deadline")
@@ -184,7 +187,7 @@ class Sender:
             pending = {mapping.span_id(s) for s in trace.unsent}
             ready = [s for s in trace.unsent if mapping.parent_id(s) not in pending]
         for span in ready:
-            self._spawn(work, lambda span=span: self._post(work, trace, span))
+            self._spawn(work, functools.partial(self._post, work, trace, span))
 
     def _post(self, work: _Round, trace: NexusTrace, span: ReadableSpan) -> None:
         sid, parent = mapping.span_id(span), mapping.parent_id(span)
@@ -214,7 +217,7 @@ class Sender:
             trace.unsent = [s for s in trace.unsent if mapping.span_id(s) != sid]
             children = [s for s in trace.unsent if mapping.parent_id(s) == sid]
         for child in children:
-            self._spawn(work, lambda child=child: self._post(work, trace, child))
+            self._spawn(work, functools.partial(self._post, work, trace, child))
 
     def _give_up(self, trace: NexusTrace, reason: str) -> None:
         self._counters.add(reason, len(trace.unsent))
@@ -252,7 +255,12 @@ class Sender:
         return self._create_span(trace, sid, payload, deadline)
 
     def _find_trace(self, payload: Mapping[str, Any], deadline: float) -> Optional[str]:
-        query = {"agent_id": payload["agent_id"], "since": payload["started_at"], "until": payload["started_at"], "limit": 200}
+        query = {
+            "agent_id": payload["agent_id"],
+            "since": payload["started_at"],
+            "until": payload["started_at"],
+            "limit": 200,
+        }
         wanted = payload["metadata"]["otel_span_id"]
         for item in self._client.list_traces(query, deadline):
             metadata = item.get("metadata") if isinstance(item, Mapping) else None
@@ -292,4 +300,6 @@ class Sender:
                 hint,
             )
         else:
-            self._log_once(logging.WARNING, f"{what}:{type(error).__name__}", "Nexus exporter could not %s: %s", what, error)
+            self._log_once(
+                logging.WARNING, f"{what}:{type(error).__name__}", "Nexus exporter could not %s: %s", what, error
+            )
