@@ -15,11 +15,11 @@ BOTH_STEPS = ["run_step message_creation", "run_step tool_calls"]
 
 def _steps_under_the_run(telemetry, run_id: str) -> list[str]:
     [run_span] = telemetry.run_spans()
-    assert run_span.attributes["gen_ai.thread.run.id"] == run_id
+    assert run_span.attributes["azure.ai.agents.run.id"] == run_id
     steps = telemetry.named("run_step")
     for step in steps:
         assert step.parent.span_id == run_span.context.span_id
-        assert step.attributes["gen_ai.thread.run.id"] == run_id
+        assert step.attributes["azure.ai.agents.run.id"] == run_id
     return sorted(s.name for s in steps)
 
 

@@ -94,9 +94,9 @@ def test_run_renders_as_genai_dependencies_with_one_operation_id(emulator, instr
     assert data["type"] == GENAI
     assert data["name"] == "invoke_agent weather-agent"
     assert data["success"] is True
-    assert data["properties"]["gen_ai.thread.run.id"] == run.id
+    assert data["properties"]["azure.ai.agents.run.id"] == run.id
     assert data["properties"]["gen_ai.operation.name"] == "invoke_agent"
-    assert data["properties"]["gen_ai.provider.name"] == "azure.ai.foundry"
+    assert data["properties"]["gen_ai.provider.name"] == "microsoft.foundry"
     assert run_env["tags"]["ai.operation.id"] == trace_id
     assert run_env["tags"]["ai.operation.name"] == "invoke_agent weather-agent"
     assert "ai.operation.parentId" not in run_env["tags"]  # the root of the operation
@@ -127,7 +127,7 @@ def test_failed_run_is_an_unsuccessful_dependency(emulator, instrument, receiver
     data = base_data(_by_id(receiver.envelopes)[span_id])
     assert data["type"] == GENAI
     assert data["success"] is False
-    assert data["properties"]["gen_ai.thread.run.status"] == "failed"  # (the exporter drops error.type)
+    assert data["properties"]["azure.ai.agents.run.status"] == "failed"  # (the exporter drops error.type)
 
 
 def test_gzip_and_ndjson_bodies_are_accepted(receiver):
@@ -247,7 +247,7 @@ def _run_distro_app(env: dict[str, str]) -> dict[str, Any]:
 
 def _run_tree(receiver: AppInsightsReceiver, run_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     deps = receiver.of_type("RemoteDependencyData")
-    [run_env] = [e for e in deps if base_data(e)["properties"].get("gen_ai.thread.run.id") == run_id
+    [run_env] = [e for e in deps if base_data(e)["properties"].get("azure.ai.agents.run.id") == run_id
                  and base_data(e)["name"].startswith("invoke_agent")]
     operation = run_env["tags"]["ai.operation.id"]
     return run_env, [e for e in deps if e["tags"].get("ai.operation.id") == operation]

@@ -23,7 +23,7 @@ COMPARED = (
     "gen_ai.operation.name",
     "gen_ai.provider.name",
     "gen_ai.agent.name",
-    "gen_ai.thread.run.status",
+    "azure.ai.agents.run.status",
     "gen_ai.response.model",
     "gen_ai.request.temperature",
     "gen_ai.request.top_p",
@@ -37,7 +37,7 @@ COMPARED = (
 
 def _picture(telemetry) -> tuple:
     [run_span] = telemetry.run_spans()
-    statuses = [e.attributes["gen_ai.thread.run.status"] for e in run_span.events]
+    statuses = [e.attributes["azure.ai.agents.run.status"] for e in run_span.events]
     compared = {k: run_span.attributes.get(k) for k in COMPARED}
     tools = sorted(
         (s.attributes["gen_ai.tool.name"], s.attributes["gen_ai.tool.type"]) for s in telemetry.named("execute_tool")
@@ -47,7 +47,7 @@ def _picture(telemetry) -> tuple:
 
 def _check_ids(telemetry, run, agent_id: str, thread_id: str) -> None:
     [run_span] = telemetry.run_spans()
-    assert run_span.attributes["gen_ai.thread.run.id"] == run.id
+    assert run_span.attributes["azure.ai.agents.run.id"] == run.id
     assert run_span.attributes["gen_ai.agent.id"] == agent_id
     assert run_span.attributes["gen_ai.conversation.id"] == thread_id
     for span in telemetry.spans:
@@ -94,10 +94,10 @@ def test_async_legacy_projects_client_gives_the_sync_trace(emulator, instrument,
 
 def _assert_cancelled(telemetry) -> None:
     [run_span] = telemetry.run_spans()
-    assert run_span.attributes["gen_ai.thread.run.status"] == "cancelled"
+    assert run_span.attributes["azure.ai.agents.run.status"] == "cancelled"
     assert run_span.status.status_code is StatusCode.UNSET
     assert "error.type" not in run_span.attributes
-    assert [e.attributes["gen_ai.thread.run.status"] for e in run_span.events][-2:] == ["cancelling", "cancelled"]
+    assert [e.attributes["azure.ai.agents.run.status"] for e in run_span.events][-2:] == ["cancelling", "cancelled"]
 
 
 def test_cancel_is_not_an_error_async_and_legacy(emulator, instrument):

@@ -30,7 +30,7 @@ class Calls:
 
 def _check(telemetry, emulator, results: list[tuple[Any, Any]], threads: list[str], calls: Calls) -> None:
     """``results``: (the app span around run i, run i). Everything about run i is in the trace of app span i."""
-    run_spans = {s.attributes["gen_ai.thread.run.id"]: s for s in telemetry.run_spans()}
+    run_spans = {s.attributes["azure.ai.agents.run.id"]: s for s in telemetry.run_spans()}
     assert len(run_spans) == RUNS == len(telemetry.run_spans())
     by_parent: dict[int, list] = {}
     for span in telemetry.spans:
@@ -43,9 +43,9 @@ def _check(telemetry, emulator, results: list[tuple[Any, Any]], threads: list[st
         assert run_span.parent.span_id == app_span.context.span_id
         assert run_span.context.trace_id == app_span.context.trace_id
         assert run_span.attributes["gen_ai.conversation.id"] == threads[index // 2] == run.thread_id
-        assert run_span.attributes["gen_ai.thread.run.status"] == "completed"
+        assert run_span.attributes["azure.ai.agents.run.status"] == "completed"
         assert run_span.attributes["gen_ai.usage.input_tokens"] == run.usage.prompt_tokens
-        statuses = [e.attributes["gen_ai.thread.run.status"] for e in run_span.events]
+        statuses = [e.attributes["azure.ai.agents.run.status"] for e in run_span.events]
         assert statuses == ["queued", "in_progress", "requires_action", "in_progress", "completed"]
         service_calls = {
             c["id"] for step in emulator.service.get_steps(run.id) for c in step["step_details"].get("tool_calls", [])
@@ -54,7 +54,7 @@ def _check(telemetry, emulator, results: list[tuple[Any, Any]], threads: list[st
         steps = [s for s in children if s.name.startswith("run_step")]
         tools = [s for s in children if s.name.startswith("execute_tool")]
         assert sorted(s.name for s in steps) == ["run_step message_creation", "run_step tool_calls"]
-        assert {s.attributes["gen_ai.thread.run.id"] for s in steps} == {run.id}
+        assert {s.attributes["azure.ai.agents.run.id"] for s in steps} == {run.id}
         assert {t.attributes["gen_ai.tool.call.id"] for t in tools} == service_calls
         assert len(tools) == 1
         for span in steps + tools:

@@ -216,7 +216,7 @@ def test_several_exporters_at_once_get_the_same_run(monkeypatch, emulator, handl
         assert dep["tags"]["ai.operation.id"] == trace_hex and dep["tags"]["ai.cloud.role"] == "multi"
         # OTLP: the run span with its attributes and resource; metrics too
         [otlp_run] = otlp.run_spans()
-        assert otlp_run.trace_id == trace_hex and otlp_run.attributes["gen_ai.thread.run.id"] == run.id
+        assert otlp_run.trace_id == trace_hex and otlp_run.attributes["azure.ai.agents.run.id"] == run.id
         assert otlp_run.resource["service.name"] == "multi"
         assert "gen_ai.client.operation.duration" in otlp.metric_names
         assert appinsights.of_type("MetricData")
@@ -233,7 +233,7 @@ def test_otlp_grpc_protocol_from_environment(monkeypatch, emulator, handles):
         run = _run_app(emulator)
         assert handle.shutdown(timeout_s=10)
         [span] = receiver.run_spans()
-        assert span.transport == "grpc" and span.attributes["gen_ai.thread.run.id"] == run.id
+        assert span.transport == "grpc" and span.attributes["azure.ai.agents.run.id"] == run.id
         assert "gen_ai.client.operation.duration" in receiver.metric_names
 
 

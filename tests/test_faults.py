@@ -101,8 +101,8 @@ def finish(client: Any, thread_id: str, run: Any) -> Any:
 def check_function_call_trace(telemetry: Any, service: Any, run: Any) -> Any:
     """One run span, completed, not an error, not cut short; its two steps and its one tool span under it."""
     [run_span] = telemetry.run_spans()
-    assert run_span.attributes["gen_ai.thread.run.id"] == run.id
-    assert run_span.attributes["gen_ai.thread.run.status"] == "completed" == run.status
+    assert run_span.attributes["azure.ai.agents.run.id"] == run.id
+    assert run_span.attributes["azure.ai.agents.run.status"] == "completed" == run.status
     assert run_span.status.status_code is StatusCode.UNSET
     assert "azure.ai.agents.run.unfinished" not in run_span.attributes
     assert sorted(s.name for s in telemetry.children(run_span)) == ["run_step message_creation", "run_step tool_calls"]
@@ -150,7 +150,7 @@ def test_5xx_retried_inside_the_sdk_leaves_the_trace_as_if_nothing_happened(own_
     agent_id, thread_id = agents_setup(client)
     agents_run(client, agent_id, thread_id, "function_call")
     clean_shape = telemetry.shape()
-    clean_events = [e.attributes["gen_ai.thread.run.status"] for e in telemetry.run_spans()[0].events]
+    clean_events = [e.attributes["azure.ai.agents.run.status"] for e in telemetry.run_spans()[0].events]
     telemetry.exporter.clear()
 
     own_emulator.service.fail_next("get_run", 503, count=2)
@@ -162,7 +162,7 @@ def test_5xx_retried_inside_the_sdk_leaves_the_trace_as_if_nothing_happened(own_
     assert len(own_emulator.requests) - before >= 4 + 5  # the faults were really hit and retried
     assert telemetry.shape() == clean_shape
     [run_span] = telemetry.run_spans()
-    assert [e.attributes["gen_ai.thread.run.status"] for e in run_span.events] == clean_events
+    assert [e.attributes["azure.ai.agents.run.status"] for e in run_span.events] == clean_events
     assert run_span.status.status_code is StatusCode.UNSET
 
 
@@ -189,7 +189,7 @@ def test_a_failed_submit_reaches_the_app_and_the_resubmitted_call_is_one_tool_sp
     run, instrumented = attempt(client, agent_id, thread_id)
     assert instrumented == uninstrumented  # the same error, status, message and service code
     [run_span] = telemetry.run_spans()
-    assert run_span.attributes["gen_ai.thread.run.status"] == "completed"
+    assert run_span.attributes["azure.ai.agents.run.status"] == "completed"
     [tool] = telemetry.named("execute_tool")
     call_ids = {c["id"] for s in own_emulator.service.get_steps(run.id) for c in s["step_details"].get("tool_calls", [])}
     assert {tool.attributes["gen_ai.tool.call.id"]} == call_ids
@@ -310,7 +310,7 @@ def test_a_failing_step_listing_when_the_run_ends_costs_the_app_at_most_one_retr
         run = asyncio.run(main())
     assert run.status == "completed"
     [run_span] = telemetry.run_spans()
-    assert run_span.attributes["gen_ai.thread.run.status"] == "completed"
+    assert run_span.attributes["azure.ai.agents.run.status"] == "completed"
     assert steps_requests() - before <= 2, steps_requests() - before
 
 
@@ -339,7 +339,7 @@ def test_nexus_answering_503_intermittently_loses_and_duplicates_nothing(emulato
         processor.shutdown()
 
     assert len(traces) == runs  # one Nexus trace per run: none lost, none duplicated
-    local = {s.attributes["gen_ai.thread.run.id"]: s for s in telemetry.run_spans()}
+    local = {s.attributes["azure.ai.agents.run.id"]: s for s in telemetry.run_spans()}
     assert set(local) == set(run_ids)
     for trace in traces:
         assert sorted(s["name"] for s in trace["spans"]) == sorted(

@@ -86,7 +86,7 @@ def test_service_errors_mid_run_reach_the_app_and_the_run_goes_on(emulator, inst
     while run.status in ("queued", "in_progress"):
         run = client.runs.get(thread_id=thread_id, run_id=run.id)
     [run_span] = telemetry.run_spans()
-    assert run_span.attributes["gen_ai.thread.run.status"] == "completed"
+    assert run_span.attributes["azure.ai.agents.run.status"] == "completed"
 
 
 def _mangle(method: str, kind: str, payload: dict) -> dict:
@@ -122,7 +122,7 @@ def test_malformed_service_payloads_never_break_the_app(emulator, instrument):
     assert listed[1] == 17
     [run_span] = telemetry.run_spans()
     assert "gen_ai.usage.input_tokens" not in run_span.attributes
-    assert run_span.attributes["gen_ai.thread.run.status"] == "completed"
+    assert run_span.attributes["azure.ai.agents.run.status"] == "completed"
     for span in telemetry.spans:
         for value in span.attributes.values():
             assert isinstance(value, (str, bool, int, float, tuple))
@@ -163,11 +163,11 @@ def test_runs_never_polled_to_the_end_are_bounded(emulator, instrument):
         client.runs.create(thread_id=thread_id, agent_id=agent_id, metadata={"scenario": "cancel"}) for _ in range(3)
     ]
     [evicted] = telemetry.run_spans()
-    assert evicted.attributes["gen_ai.thread.run.id"] == runs[0].id
+    assert evicted.attributes["azure.ai.agents.run.id"] == runs[0].id
     assert evicted.attributes["azure.ai.agents.run.unfinished"] == "evicted"
 
     AzureAgentInstrumentor().uninstrument()  # ends what is still open, marked unfinished
-    ended = {s.attributes["gen_ai.thread.run.id"]: s for s in telemetry.run_spans()}
+    ended = {s.attributes["azure.ai.agents.run.id"]: s for s in telemetry.run_spans()}
     assert set(ended) == {r.id for r in runs}
     assert {ended[r.id].attributes["azure.ai.agents.run.unfinished"] for r in runs[1:]} == {"shutdown"}
 
@@ -179,7 +179,7 @@ def test_idle_runs_are_ended_when_the_next_run_starts(emulator, instrument):
     first = client.runs.create(thread_id=thread_id, agent_id=agent_id, metadata={"scenario": "cancel"})
     client.runs.create(thread_id=thread_id, agent_id=agent_id, metadata={"scenario": "cancel"})
     [idle] = telemetry.run_spans()
-    assert idle.attributes["gen_ai.thread.run.id"] == first.id
+    assert idle.attributes["azure.ai.agents.run.id"] == first.id
     assert idle.attributes["azure.ai.agents.run.unfinished"] == "idle_timeout"
 
 
@@ -256,7 +256,7 @@ def test_malformed_stream_events_never_break_the_app(emulator, instrument):
         emulator.service.response_hook = None
     assert events[-1] == "done"
     [run_span] = telemetry.run_spans()
-    assert run_span.attributes["gen_ai.thread.run.status"] == "completed"
+    assert run_span.attributes["azure.ai.agents.run.status"] == "completed"
     for span in telemetry.spans:
         for value in span.attributes.values():
             assert isinstance(value, (str, bool, int, float, tuple))

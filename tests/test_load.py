@@ -80,9 +80,9 @@ def check_traces(telemetry: Any, service: AgentsService, outcomes: list[Outcome]
         run_spans = [s for s in trace if s.attributes.get("gen_ai.operation.name") == "invoke_agent"]
         assert len(run_spans) == 1, (outcome.scenario, [s.name for s in trace])
         [run_span] = run_spans
-        assert run_span.attributes["gen_ai.thread.run.id"] == run.id
+        assert run_span.attributes["azure.ai.agents.run.id"] == run.id
         assert run_span.attributes["gen_ai.conversation.id"] == run.thread_id
-        assert run_span.attributes["gen_ai.thread.run.status"] == run.status
+        assert run_span.attributes["azure.ai.agents.run.status"] == run.status
         assert run_span.parent.span_id == outcome.app_span.context.span_id
         assert (run_span.status.status_code is StatusCode.ERROR) == (run.status in ERROR_STATUSES), outcome.scenario
 
@@ -99,7 +99,7 @@ def check_traces(telemetry: Any, service: AgentsService, outcomes: list[Outcome]
         assert len(tool_spans) == len(expected_calls)
         for step in step_spans:
             assert step.parent.span_id == run_span.context.span_id
-            assert step.attributes["gen_ai.thread.run.id"] == run.id
+            assert step.attributes["azure.ai.agents.run.id"] == run.id
         for tool in tool_spans:
             parent = by_id[tool.parent.span_id]
             assert parent.attributes["azure.ai.agents.run_step.id"] == expected_calls[tool.attributes["gen_ai.tool.call.id"]]

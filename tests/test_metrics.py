@@ -14,7 +14,7 @@ from .helpers import agents_run, agents_setup, metadata
 DURATION = "gen_ai.client.operation.duration"
 TOKENS = "gen_ai.client.token.usage"
 FIRST_CHUNK = "gen_ai.client.operation.time_to_first_chunk"
-BASE = {"gen_ai.provider.name": "azure.ai.foundry", "gen_ai.request.model": "gpt-4o"}
+BASE = {"gen_ai.provider.name": "microsoft.foundry", "gen_ai.request.model": "gpt-4o"}
 
 
 def _metrics(telemetry) -> dict[str, Any]:
@@ -66,7 +66,7 @@ def test_run_and_tool_metrics(emulator, instrument):
     tool = _point(
         duration,
         gen_ai__operation__name="execute_tool",
-        gen_ai__provider__name="azure.ai.foundry",
+        gen_ai__provider__name="microsoft.foundry",
         gen_ai__tool__name="get_weather",
         gen_ai__tool__type="function",
     )
@@ -74,7 +74,7 @@ def test_run_and_tool_metrics(emulator, instrument):
     code = _point(
         duration,
         gen_ai__operation__name="execute_tool",
-        gen_ai__provider__name="azure.ai.foundry",
+        gen_ai__provider__name="microsoft.foundry",
         gen_ai__tool__name="code_interpreter",
         gen_ai__tool__type="extension",
         error__type="server_error",

@@ -53,7 +53,7 @@ def run_agent(tracer: Tracer, *, fail: bool = False, content: bool = False) -> N
     """A run-shaped trace: invoke_agent root, 2 run_step spans, 2 execute_tool spans."""
     attributes = {
         gen_ai.GEN_AI_OPERATION_NAME: "invoke_agent",
-        gen_ai.GEN_AI_PROVIDER_NAME: "azure.ai.foundry",
+        gen_ai.GEN_AI_PROVIDER_NAME: "microsoft.foundry",
         gen_ai.GEN_AI_SYSTEM: "az.ai.agents",
         gen_ai.GEN_AI_AGENT_ID: "asst_123",
         gen_ai.GEN_AI_AGENT_NAME: AGENT,
@@ -67,7 +67,7 @@ def run_agent(tracer: Tracer, *, fail: bool = False, content: bool = False) -> N
         )
         attributes[gen_ai.GEN_AI_SYSTEM_INSTRUCTIONS] = json.dumps([{"type": "text", "content": "Be brief."}])
     with tracer.start_as_current_span(f"invoke_agent {AGENT}", kind=SpanKind.CLIENT, attributes=attributes) as run:
-        run.set_attribute("gen_ai.thread.run.id", "run_1")
+        run.set_attribute("azure.ai.agents.run.id", "run_1")
         with tracer.start_as_current_span("run_step tool_calls", attributes={"azure.ai.agents.run_step.id": "step_1"}):
             for index, tool in enumerate(("get_weather", "get_time")):
                 tool_attributes = {
@@ -94,11 +94,11 @@ def run_agent(tracer: Tracer, *, fail: bool = False, content: bool = False) -> N
                 json.dumps([{"role": "assistant", "parts": [{"type": "text", "content": "Sunny"}]}]),
             )
         if fail:
-            run.set_attribute("gen_ai.thread.run.status", "failed")
+            run.set_attribute("azure.ai.agents.run.status", "failed")
             run.set_attribute("error.type", "server_error")
             run.set_status(Status(StatusCode.ERROR, "server_error: the run failed"))
         else:
-            run.set_attribute("gen_ai.thread.run.status", "completed")
+            run.set_attribute("azure.ai.agents.run.status", "completed")
 
 
 def assert_tree(trace: dict[str, Any], expected_spans: int) -> dict[str, dict[str, Any]]:

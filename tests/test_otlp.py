@@ -85,8 +85,8 @@ def test_run_trace_over_http_protobuf_from_environment(monkeypatch, emulator, in
         run_span = _check_same_trace(receiver.spans, telemetry.spans)
         assert run_span.name == "invoke_agent weather-agent" and run_span.kind == "CLIENT"
         assert run_span.parent_span_id == ""
-        assert run_span.attributes["gen_ai.thread.run.id"] == run.id
-        assert run_span.attributes["gen_ai.provider.name"] == "azure.ai.foundry"
+        assert run_span.attributes["azure.ai.agents.run.id"] == run.id
+        assert run_span.attributes["gen_ai.provider.name"] == "microsoft.foundry"
         assert run_span.scope_name == "opentelemetry.instrumentation.azure_ai_agents"
         assert len(receiver.traces()) == 1
         request = receiver.requests[0]
@@ -123,7 +123,7 @@ def test_run_trace_over_grpc_from_environment(monkeypatch, emulator, instrument)
         assert telemetry.tracer_provider.force_flush()
         assert receiver.wait_for_spans(lambda spans: len(spans) >= len(telemetry.spans))
         run_span = _check_same_trace(receiver.spans, telemetry.spans)
-        assert run_span.attributes["gen_ai.thread.run.id"] == run.id
+        assert run_span.attributes["azure.ai.agents.run.id"] == run.id
         assert run_span.transport == "grpc"
         assert receiver.requests[0].headers["x-team"] == "agents"
         exporter.shutdown()

@@ -64,10 +64,10 @@ def _one_trace_with_live_tool(telemetry, run, probe: FunctionProbe, thread_id: O
     (one run's trace among several)."""
     spans = telemetry.spans if spans is None else spans
     [run_span] = [s for s in spans if s.attributes.get("gen_ai.operation.name") == "invoke_agent"]
-    assert run_span.attributes["gen_ai.thread.run.id"] == run.id
-    assert run_span.attributes["gen_ai.thread.run.status"] == "completed"
+    assert run_span.attributes["azure.ai.agents.run.id"] == run.id
+    assert run_span.attributes["azure.ai.agents.run.status"] == "completed"
     assert run_span.attributes["gen_ai.conversation.id"] == (thread_id or run.thread_id)
-    statuses = [e.attributes["gen_ai.thread.run.status"] for e in run_span.events]
+    statuses = [e.attributes["azure.ai.agents.run.status"] for e in run_span.events]
     assert statuses == ["queued", "in_progress", "requires_action", "in_progress", "completed"]
     [tool] = _named(spans, "execute_tool")
     assert tool.parent.span_id == run_span.context.span_id
@@ -112,7 +112,7 @@ def test_create_thread_and_process_run_takes_the_new_thread_as_conversation(emul
         polling_interval=0,
     )
     run_span, _ = _one_trace_with_live_tool(telemetry, run, probe)
-    assert run_span.attributes["gen_ai.thread.id"] == run.thread_id
+    assert run_span.attributes["gen_ai.conversation.id"] == run.thread_id
 
 
 def test_async_helpers_are_one_run_with_a_live_async_tool_span(emulator, instrument):
@@ -134,7 +134,7 @@ def test_async_helpers_are_one_run_with_a_live_async_tool_span(emulator, instrum
     first, second = asyncio.run(main())
     assert len(probe.current) == 2
     for run in (first, second):
-        [run_span] = [s for s in telemetry.run_spans() if s.attributes["gen_ai.thread.run.id"] == run.id]
+        [run_span] = [s for s in telemetry.run_spans() if s.attributes["azure.ai.agents.run.id"] == run.id]
         spans = [s for s in telemetry.spans if s.context.trace_id == run_span.context.trace_id]
         _one_trace_with_live_tool(telemetry, run, probe, spans=spans)
 
@@ -161,7 +161,7 @@ def test_legacy_create_and_process_run_sync_and_async(emulator, instrument):
     run = asyncio.run(main())
     [run_span] = telemetry.run_spans()
     assert run_span.name == "invoke_agent weather-agent"
-    assert run_span.attributes["gen_ai.thread.run.id"] == run.id
+    assert run_span.attributes["azure.ai.agents.run.id"] == run.id
     assert [s.name for s in telemetry.children(run_span)] == ["run_step message_creation"]
 
 
@@ -223,7 +223,7 @@ def test_a_helper_failing_mid_run_ends_its_run_span_with_the_error(emulator, ins
     assert run_span.status.status_code is StatusCode.ERROR
     assert run_span.attributes["error.type"] == "HttpResponseError"
     assert run_span.attributes["azure.ai.agents.run.unfinished"] == "error"
-    assert run_span.attributes["gen_ai.thread.run.id"]
+    assert run_span.attributes["azure.ai.agents.run.id"]
 
 
 def test_manual_execute_in_a_polling_loop_is_live_too(emulator, instrument):
@@ -263,11 +263,11 @@ def test_legacy_create_thread_and_run_takes_the_new_thread_as_conversation(emula
             return arun
 
     async_run = asyncio.run(main())
-    spans = {s.attributes["gen_ai.thread.run.id"]: s for s in telemetry.run_spans()}
+    spans = {s.attributes["azure.ai.agents.run.id"]: s for s in telemetry.run_spans()}
     assert set(spans) == {run.id, async_run.id}
     for finished in (run, async_run):
         span = spans[finished.id]
         assert span.name == "invoke_agent weather-agent"
         assert span.attributes["gen_ai.conversation.id"] == finished.thread_id
-        assert span.attributes["gen_ai.thread.run.status"] == "completed"
+        assert span.attributes["azure.ai.agents.run.status"] == "completed"
         assert [s.name for s in telemetry.children(span)] == ["run_step message_creation"]

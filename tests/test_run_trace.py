@@ -11,11 +11,11 @@ from .helpers import agents_run, agents_setup, projects_run, projects_setup
 
 RUN_ATTRIBUTES = {
     "gen_ai.operation.name": "invoke_agent",
-    "gen_ai.provider.name": "azure.ai.foundry",
+    "gen_ai.provider.name": "microsoft.foundry",
     "gen_ai.system": "az.ai.agents",
     "gen_ai.agent.name": "weather-agent",
-    "gen_ai.thread.run.status": "completed",
-    "gen_ai.request.model": None,  # not passed on create: the agent's model applies
+    "azure.ai.agents.run.status": "completed",
+    "gen_ai.request.model": "gpt-4o",  # not passed on create: the run object reports the agent's model
     "gen_ai.response.model": "gpt-4o",
     "gen_ai.request.temperature": 0.3,
     "gen_ai.request.top_p": 0.9,
@@ -44,13 +44,14 @@ def test_manual_polling_loop_is_one_trace(emulator, instrument):
     for key, value in RUN_ATTRIBUTES.items():
         assert attributes.get(key) == value, key
     assert attributes["gen_ai.agent.id"] == agent_id
-    assert attributes["gen_ai.conversation.id"] == attributes["gen_ai.thread.id"] == thread_id
-    assert attributes["gen_ai.thread.run.id"] == run.id
+    assert attributes["gen_ai.conversation.id"] == thread_id
+    assert "gen_ai.thread.id" not in attributes
+    assert attributes["azure.ai.agents.run.id"] == run.id
     assert attributes["gen_ai.usage.input_tokens"] == run.usage.prompt_tokens > 0
     assert attributes["gen_ai.usage.output_tokens"] == run.usage.completion_tokens > 0
     assert attributes["server.port"] == emulator.port
     assert run_span.status.status_code is StatusCode.UNSET
-    statuses = [e.attributes["gen_ai.thread.run.status"] for e in run_span.events]
+    statuses = [e.attributes["azure.ai.agents.run.status"] for e in run_span.events]
     assert statuses[0] == "queued" and statuses[-1] == "completed" and "requires_action" in statuses
     assert all(a != b for a, b in zip(statuses, statuses[1:], strict=False))  # one event per change, none per poll
 
@@ -58,7 +59,7 @@ def test_manual_polling_loop_is_one_trace(emulator, instrument):
     assert sorted(s.name for s in steps) == ["run_step message_creation", "run_step tool_calls"]
     for step in steps:
         _check_within(step, run_span)
-        assert step.attributes["gen_ai.thread.run.id"] == run.id
+        assert step.attributes["azure.ai.agents.run.id"] == run.id
         assert step.attributes["azure.ai.agents.run_step.status"] == "completed"
     [tool_step] = [s for s in steps if s.name == "run_step tool_calls"]
     [tool] = telemetry.children(tool_step)
@@ -74,7 +75,7 @@ def test_manual_polling_loop_is_one_trace(emulator, instrument):
 
 def _shape_and_events(telemetry):
     [run_span] = telemetry.run_spans()
-    return telemetry.shape(), [e.attributes["gen_ai.thread.run.status"] for e in run_span.events]
+    return telemetry.shape(), [e.attributes["azure.ai.agents.run.status"] for e in run_span.events]
 
 
 def test_polling_1x_or_20x_per_state_gives_the_same_spans(emulator, instrument):
@@ -105,7 +106,7 @@ def test_legacy_projects_seed_path_gives_the_same_shape(emulator, instrument):
     assert len(steps.data) == 2  # the app's own listing is returned untouched
     assert telemetry.shape() == expected
     [run_span] = telemetry.run_spans()
-    assert run_span.attributes["gen_ai.thread.run.id"] == run.id
+    assert run_span.attributes["azure.ai.agents.run.id"] == run.id
     assert run_span.attributes["gen_ai.agent.id"] == agent_id
     assert run_span.attributes["gen_ai.usage.input_tokens"] == run.usage.prompt_tokens
 
@@ -120,7 +121,7 @@ def test_runs_that_end_badly_are_errors(emulator, instrument, scenario, error_ty
     agent_id, thread_id = agents_setup(client)
     run = agents_run(client, agent_id, thread_id, scenario)
     [run_span] = telemetry.run_spans()
-    assert run_span.attributes["gen_ai.thread.run.status"] == run.status
+    assert run_span.attributes["azure.ai.agents.run.status"] == run.status
     assert run_span.status.status_code is StatusCode.ERROR
     assert run_span.attributes["error.type"] == error_type
 
@@ -141,10 +142,10 @@ def test_cancelled_run_is_not_an_error(emulator, instrument):
     run = agents_run(client, agent_id, thread_id, "cancel", cancel=True)
     assert run.status == "cancelled"
     [run_span] = telemetry.run_spans()
-    assert run_span.attributes["gen_ai.thread.run.status"] == "cancelled"
+    assert run_span.attributes["azure.ai.agents.run.status"] == "cancelled"
     assert run_span.status.status_code is StatusCode.UNSET
     assert "error.type" not in run_span.attributes
-    statuses = [e.attributes["gen_ai.thread.run.status"] for e in run_span.events]
+    statuses = [e.attributes["azure.ai.agents.run.status"] for e in run_span.events]
     assert statuses[-2:] == ["cancelling", "cancelled"]
 
 
@@ -171,7 +172,7 @@ def test_create_thread_and_run_takes_the_new_thread_as_conversation(emulator, in
         run = client.runs.get(thread_id=run.thread_id, run_id=run.id)
     [run_span] = telemetry.run_spans()
     assert run_span.attributes["gen_ai.conversation.id"] == run.thread_id
-    assert run_span.attributes["gen_ai.thread.run.status"] == "completed"
+    assert run_span.attributes["azure.ai.agents.run.status"] == "completed"
     assert [s.name for s in telemetry.children(run_span)] == ["run_step message_creation"]
 
 

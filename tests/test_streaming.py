@@ -51,15 +51,15 @@ def _run_span(telemetry):
 
 
 def _statuses(span) -> list[str]:
-    return [e.attributes["gen_ai.thread.run.status"] for e in span.events if e.name.endswith("status_changed")]
+    return [e.attributes["azure.ai.agents.run.status"] for e in span.events if e.name.endswith("status_changed")]
 
 
 def _check_streamed_run(telemetry, run_id: str, statuses: list[str]) -> Any:
     """One completed run span: status events, time to first chunk inside the run, one span per step/tool."""
     spans = telemetry.spans
     run_span = _run_span(telemetry)
-    assert run_span.attributes["gen_ai.thread.run.id"] == run_id
-    assert run_span.attributes["gen_ai.thread.run.status"] == "completed"
+    assert run_span.attributes["azure.ai.agents.run.id"] == run_id
+    assert run_span.attributes["azure.ai.agents.run.status"] == "completed"
     assert run_span.status.status_code is StatusCode.UNSET
     assert _statuses(run_span) == statuses
     first_chunk = run_span.attributes["gen_ai.response.time_to_first_chunk"]
@@ -163,7 +163,7 @@ def test_the_app_handler_receives_every_event_unchanged(emulator, instrument):
     telemetry = instrument()
     assert frames() == plain
     assert len(plain) > 15
-    assert _run_span(telemetry).attributes["gen_ai.thread.run.status"] == "completed"
+    assert _run_span(telemetry).attributes["azure.ai.agents.run.status"] == "completed"
     assert [s.name for s in telemetry.named("execute_tool")] == ["execute_tool code_interpreter"]
 
 
@@ -231,7 +231,7 @@ def test_breaking_out_early_ends_the_run_span(emulator, instrument):
         assert telemetry.run_spans() == []
     run_span = _run_span(telemetry)
     assert run_span.attributes["azure.ai.agents.run.unfinished"] == "stream_closed"
-    assert run_span.attributes["gen_ai.thread.run.status"] == "in_progress"
+    assert run_span.attributes["azure.ai.agents.run.status"] == "in_progress"
     assert run_span.status.status_code is StatusCode.UNSET
     [step] = telemetry.children(run_span)
     assert step.name == "run_step message_creation"
@@ -249,7 +249,7 @@ def test_a_dropped_stream_ends_the_run_span(emulator, instrument):
     gc.collect()
     run_span = _run_span(telemetry)
     assert run_span.attributes["azure.ai.agents.run.unfinished"] == "stream_abandoned"
-    assert run_span.attributes["gen_ai.thread.run.status"] == "queued"
+    assert run_span.attributes["azure.ai.agents.run.status"] == "queued"
 
 
 class Boom(Exception):
@@ -346,7 +346,7 @@ def test_auto_functions_giving_up_cancel_the_run_without_error(emulator, instrum
     with client.runs.stream(thread_id=thread_id, agent_id=agent_id, metadata=metadata("function_call")) as stream:
         stream.until_done()
     run_span = _run_span(telemetry)
-    assert run_span.attributes["gen_ai.thread.run.status"] == "cancelled"
+    assert run_span.attributes["azure.ai.agents.run.status"] == "cancelled"
     assert run_span.status.status_code is StatusCode.UNSET
     assert _statuses(run_span)[-2:] == ["cancelling", "cancelled"]
     [tool] = telemetry.named("execute_tool")
@@ -408,7 +408,7 @@ def test_async_stream_without_handler_and_early_exit(emulator, instrument):
 
     events, completed = asyncio.run(main())
     assert events[-1] == "done"
-    assert completed.attributes["gen_ai.thread.run.status"] == "completed"
+    assert completed.attributes["azure.ai.agents.run.status"] == "completed"
     assert completed.attributes["gen_ai.response.time_to_first_chunk"] > 0
     closed = _run_span(telemetry)
     assert closed.attributes["azure.ai.agents.run.unfinished"] == "stream_closed"
@@ -483,8 +483,8 @@ def test_legacy_async_create_stream_with_and_without_handler(emulator, instrumen
     assert tool.parent.span_id == run_span.context.span_id  # executed live by the SDK, awaited
     assert handler.steps[-1] == ("message_creation", "completed")
     [first_span] = [s for s in first_spans if s.name.startswith("invoke_agent")]
-    assert first_span.attributes["gen_ai.thread.run.id"] == first
-    assert first_span.attributes["gen_ai.thread.run.status"] == "completed"
+    assert first_span.attributes["azure.ai.agents.run.id"] == first
+    assert first_span.attributes["azure.ai.agents.run.status"] == "completed"
     assert [s.name for s in first_spans if s.name.startswith("execute_tool")] == ["execute_tool code_interpreter"]
 
 
@@ -520,7 +520,7 @@ def test_a_polled_run_continued_by_a_stream_stays_one_run(emulator, instrument):
     )
     handler.until_done()
     run_span = _run_span(telemetry)
-    assert run_span.attributes["gen_ai.thread.run.status"] == "completed"
+    assert run_span.attributes["azure.ai.agents.run.status"] == "completed"
     assert _statuses(run_span) == FUNCTION_STATUSES
     assert "gen_ai.response.time_to_first_chunk" not in run_span.attributes  # the run was not created by a stream
     assert len(telemetry.named("execute_tool")) == 1
@@ -542,7 +542,7 @@ def test_a_stream_never_read_is_ended_at_shutdown(emulator, instrument):
     AzureAgentInstrumentor().uninstrument()
     run_span = _run_span(telemetry)
     assert run_span.attributes["azure.ai.agents.run.unfinished"] == "shutdown"
-    assert "gen_ai.thread.run.id" not in run_span.attributes  # no event was read: the id was never known
+    assert "azure.ai.agents.run.id" not in run_span.attributes  # no event was read: the id was never known
     del stream
     gc.collect()
     assert len(telemetry.run_spans()) == 1  # the dropped stream does not end it twice

@@ -127,8 +127,8 @@ def test_other_required_actions_are_recorded_and_never_break(emulator, instrumen
         emulator.service.response_hook = None
     assert run.status == "completed"
     [run_span] = telemetry.run_spans()
-    assert run_span.attributes["gen_ai.thread.run.status"] == "completed"
-    [required] = [e for e in run_span.events if e.attributes["gen_ai.thread.run.status"] == "requires_action"]
+    assert run_span.attributes["azure.ai.agents.run.status"] == "completed"
+    [required] = [e for e in run_span.events if e.attributes["azure.ai.agents.run.status"] == "requires_action"]
     assert required.attributes["azure.ai.agents.run.required_action.type"] == action_type
     assert required.attributes["azure.ai.agents.run.required_tool_calls"] == 1
     # The step the service ran is still traced once, under its step.

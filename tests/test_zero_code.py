@@ -124,7 +124,7 @@ def test_otlp(emulator, tmp_path, protocol):
         [run_span] = receiver.run_spans()
         assert run_span.name == f"invoke_agent {AGENT}" and run_span.kind == "CLIENT"
         assert run_span.parent_span_id == ""
-        assert run_span.attributes["gen_ai.thread.run.id"] == app["run_id"]
+        assert run_span.attributes["azure.ai.agents.run.id"] == app["run_id"]
         assert run_span.attributes["gen_ai.agent.id"] == app["agent_id"]
         assert run_span.resource["service.name"] == "zero-code-app"
         run_trace = receiver.traces()[run_span.trace_id]
@@ -148,7 +148,7 @@ def test_azure_monitor(emulator, tmp_path):
         app = _run(env)
         genai = receiver.genai_dependencies()
         [run_env] = [e for e in genai if base_data(e)["name"] == f"invoke_agent {AGENT}"]
-        assert base_data(run_env)["properties"]["gen_ai.thread.run.id"] == app["run_id"]
+        assert base_data(run_env)["properties"]["azure.ai.agents.run.id"] == app["run_id"]
         operation = run_env["tags"]["ai.operation.id"]
         assert len(operation) == 32 and int(operation, 16)
         dependencies = receiver.dependencies()

@@ -25,9 +25,9 @@ from opentelemetry.instrumentation.dependencies import (
     get_dependency_conflicts,
 )
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
-from opentelemetry.semconv.schemas import Schemas
 
 from .content import ContentPolicy, RedactHook
+from .conventions import SCHEMA_URL
 from .invocations import Invocations
 from .metrics import RunMetrics
 from .package import _instruments, _instruments_any
@@ -71,10 +71,10 @@ class AzureAgentInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     def _instrument(self, **kwargs: Any) -> None:
         tracer = trace.get_tracer(
-            __name__, __version__, kwargs.get("tracer_provider"), schema_url=Schemas.V1_28_0.value
+            __name__, __version__, kwargs.get("tracer_provider"), schema_url=SCHEMA_URL
         )
         meter = otel_metrics.get_meter(
-            __name__, __version__, kwargs.get("meter_provider"), schema_url=Schemas.V1_28_0.value
+            __name__, __version__, kwargs.get("meter_provider"), schema_url=SCHEMA_URL
         )
         content = ContentPolicy.resolve(kwargs.get("capture_content"), kwargs.get("redact_content"))
         config = TrackerConfig(

@@ -14,37 +14,28 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Optional
 from urllib.parse import urlsplit
 
-from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
-from opentelemetry.semconv.attributes import server_attributes
-
-# --- names ------------------------------------------------------------------------------------------------
-PROVIDER_NAME = "azure.ai.foundry"
-#: Deprecated in the conventions, but Application Insights classifies a span as GenAI only when it is set.
-SYSTEM = "az.ai.agents"
-
-# Names used by Microsoft's agents instrumentation (no convention exists for threads and runs); kept identical
-# so dashboards built on theirs keep working.
-THREAD_ID = "gen_ai.thread.id"
-RUN_ID = "gen_ai.thread.run.id"
-RUN_STATUS = "gen_ai.thread.run.status"
-
-# Our own names, where neither the conventions nor Microsoft define one (documented in README).
-STEP_ID = "azure.ai.agents.run_step.id"
-STEP_TYPE = "azure.ai.agents.run_step.type"
-STEP_STATUS = "azure.ai.agents.run_step.status"
-TOOL_RAW_TYPE = "azure.ai.agents.tool.type"
-MCP_SERVER_LABEL = "azure.ai.agents.mcp.server_label"
-RUN_UNFINISHED = "azure.ai.agents.run.unfinished"
-RUN_STEPS_DROPPED = "azure.ai.agents.run.steps_dropped"
-RUN_STEPS_UNAVAILABLE = "azure.ai.agents.run.steps_unavailable"
-PREVIOUS_STATUS = "azure.ai.agents.run.previous_status"
-RUN_STATUS_CHANGED_EVENT = "azure.ai.agents.run.status_changed"
-MAX_PROMPT_TOKENS = "azure.ai.agents.request.max_prompt_tokens"
-REQUIRED_TOOL_CALLS = "azure.ai.agents.run.required_tool_calls"
-REQUIRED_ACTION_TYPE = "azure.ai.agents.run.required_action.type"
-
-INVOKE_AGENT = gen_ai.GenAiOperationNameValues.INVOKE_AGENT.value
-EXECUTE_TOOL = gen_ai.GenAiOperationNameValues.EXECUTE_TOOL.value
+from . import conventions as conv
+from .conventions import (  # re-exported: the core reads names through this module
+    EXECUTE_TOOL,
+    INVOKE_AGENT,
+    MAX_PROMPT_TOKENS,
+    MCP_SERVER_LABEL,
+    PREVIOUS_STATUS,
+    PROVIDER_NAME,
+    REQUIRED_ACTION_TYPE,
+    REQUIRED_TOOL_CALLS,
+    RUN_ID,
+    RUN_STATUS,
+    RUN_STATUS_CHANGED_EVENT,
+    RUN_STEPS_DROPPED,
+    RUN_STEPS_UNAVAILABLE,
+    RUN_UNFINISHED,
+    STEP_ID,
+    STEP_STATUS,
+    STEP_TYPE,
+    SYSTEM,
+    TOOL_RAW_TYPE,
+)
 
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled", "expired", "incomplete"})
 ERROR_STATUSES = frozenset({"failed", "expired", "incomplete"})
@@ -139,43 +130,79 @@ def server_address(endpoint: Any) -> dict[str, Any]:
         return {}
     if not parts.hostname:
         return {}
-    return {server_attributes.SERVER_ADDRESS: parts.hostname, server_attributes.SERVER_PORT: port}
+    return {conv.SERVER_ADDRESS: parts.hostname, conv.SERVER_PORT: port}
+
+
+def identity(operation: str) -> dict[str, Any]:
+    """The attributes every span of ours carries: the operation and who provides it."""
+    return {conv.OPERATION_NAME: operation, conv.PROVIDER: conv.PROVIDER_NAME, conv.SYSTEM_ATTRIBUTE: conv.SYSTEM}
 
 
 def run_request_attributes(request: Mapping[str, Any]) -> dict[str, Any]:
     """Attributes known before the service answers: agent, thread, model and sampling parameters."""
+    thread_id = _str(request.get("thread_id"))
     return without_none(
         {
-            gen_ai.GEN_AI_OPERATION_NAME: INVOKE_AGENT,
-            gen_ai.GEN_AI_PROVIDER_NAME: PROVIDER_NAME,
-            gen_ai.GEN_AI_SYSTEM: SYSTEM,
-            gen_ai.GEN_AI_AGENT_ID: _str(request.get("assistant_id")),
-            gen_ai.GEN_AI_CONVERSATION_ID: _str(request.get("thread_id")),
-            THREAD_ID: _str(request.get("thread_id")),
-            gen_ai.GEN_AI_REQUEST_MODEL: _str(request.get("model")),
-            gen_ai.GEN_AI_REQUEST_TEMPERATURE: number(request.get("temperature")),
-            gen_ai.GEN_AI_REQUEST_TOP_P: number(request.get("top_p")),
-            gen_ai.GEN_AI_REQUEST_MAX_TOKENS: _int(request.get("max_completion_tokens")),
-            MAX_PROMPT_TOKENS: _int(request.get("max_prompt_tokens")),
+            **identity(INVOKE_AGENT),
+            conv.AGENT_ID: _str(request.get("assistant_id")),
+            conv.CONVERSATION_ID: thread_id,
+            **_settings(request),
         }
     )
 
 
+def _settings(source: Any) -> dict[str, Any]:
+    """Model and sampling settings, from a create request or a run object (same field names)."""
+    return {
+        conv.REQUEST_MODEL: text_field(source, "model"),
+        conv.REQUEST_TEMPERATURE: number(field(source, "temperature")),
+        conv.REQUEST_TOP_P: number(field(source, "top_p")),
+        conv.REQUEST_MAX_TOKENS: int_field(source, "max_completion_tokens"),
+        MAX_PROMPT_TOKENS: int_field(source, "max_prompt_tokens"),
+        conv.OUTPUT_TYPE: output_type(field(source, "response_format")),
+    }
+
+
+def output_type(response_format: Any) -> Optional[str]:
+    """gen_ai.output.type from ``response_format``: ``text`` -> text, ``json_object`` / ``json_schema`` ->
+    json; ``auto``, ``none`` and anything else say nothing about the requested type."""
+    kind = response_format if isinstance(response_format, str) else text_field(response_format, "type")
+    if kind == "text":
+        return conv.OUTPUT_TYPE_TEXT
+    if kind in ("json_object", "json_schema"):
+        return conv.OUTPUT_TYPE_JSON
+    return None
+
+
+def metadata_attributes(metadata: Any, allowed: Iterable[str]) -> dict[str, str]:
+    """``azure.ai.agents.run.metadata.<key>`` for each allowed key present in a run's or agent's metadata.
+    Nothing by default: metadata can hold user data."""
+    if not isinstance(metadata, Mapping):
+        return {}
+    out = {}
+    for key in allowed:
+        value = bounded(field(metadata, key))
+        if value is not None:
+            out[conv.RUN_METADATA_PREFIX + key] = value
+    return out
+
+
 # --- runs -------------------------------------------------------------------------------------------------
 def run_attributes(run: Mapping[str, Any]) -> dict[str, Any]:
-    """Attributes a run snapshot reveals (ids, model, usage). Status is handled by the tracker."""
+    """Attributes a run snapshot reveals: ids, model and settings (the run object carries the effective ones),
+    usage. Status is handled by the tracker."""
     usage = field(run, "usage")
-    thread_id = text_field(run, "thread_id")
+    run_id = text_field(run, "id")
     return without_none(
         {
-            RUN_ID: text_field(run, "id"),
-            gen_ai.GEN_AI_RESPONSE_ID: text_field(run, "id"),
-            THREAD_ID: thread_id,
-            gen_ai.GEN_AI_CONVERSATION_ID: thread_id,
-            gen_ai.GEN_AI_AGENT_ID: text_field(run, "assistant_id") or text_field(run, "agent_id"),
-            gen_ai.GEN_AI_RESPONSE_MODEL: text_field(run, "model"),
-            gen_ai.GEN_AI_USAGE_INPUT_TOKENS: int_field(usage, "prompt_tokens"),
-            gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS: int_field(usage, "completion_tokens"),
+            RUN_ID: run_id,
+            conv.RESPONSE_ID: run_id,
+            conv.CONVERSATION_ID: text_field(run, "thread_id"),
+            conv.AGENT_ID: text_field(run, "assistant_id") or text_field(run, "agent_id"),
+            **_settings(run),
+            conv.RESPONSE_MODEL: text_field(run, "model"),
+            conv.USAGE_INPUT_TOKENS: int_field(usage, "prompt_tokens"),
+            conv.USAGE_OUTPUT_TOKENS: int_field(usage, "completion_tokens"),
         }
     )
 
@@ -195,6 +222,22 @@ def run_error_type(run: Mapping[str, Any], status: str) -> Optional[tuple[str, O
     return status, message
 
 
+def finish_reason(obj: Mapping[str, Any], status: Optional[str]) -> Optional[str]:
+    """Why a run or a step stopped, in the conventions' vocabulary: ``stop``, ``tool_call`` (a step that asked
+    for tools), ``length`` / ``content_filter`` (incomplete for that reason), ``error``; other terminal
+    statuses (``cancelled``, ``expired``) as themselves."""
+    if status == "completed":
+        return "tool_call" if text_field(obj, "type") == "tool_calls" else "stop"
+    if status == "incomplete":
+        reason = text_field(field(obj, "incomplete_details"), "reason") or ""
+        if reason.startswith("max_") or "token" in reason:
+            return "length"
+        return "content_filter" if "content_filter" in reason else (reason or "length")
+    if status == "failed":
+        return "error"
+    return status if status in ("cancelled", "expired") else None
+
+
 def required_action_type(run: Mapping[str, Any]) -> Optional[str]:
     """``submit_tool_outputs``, ``submit_tool_approval`` (MCP approvals) or a type not invented yet."""
     return text_field(field(run, "required_action"), "type")
@@ -209,21 +252,85 @@ def required_tool_calls(run: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [c for c in calls if isinstance(c, Mapping)] if isinstance(calls, list) else []
 
 
-# --- steps ------------------------------------------------------------------------------------------------
-def step_attributes(step: Mapping[str, Any]) -> dict[str, Any]:
-    usage = field(step, "usage")
+# --- agents -----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AgentInfo:
+    """What an agent object (create / get / update agent, or our own lookup) tells us. Content fields
+    (``instructions``, ``tools``) are only kept when content capture is on."""
+
+    id: str
+    name: Optional[str] = None
+    description: Optional[str] = None
+    model: Optional[str] = None
+    metadata: Optional[Mapping[str, Any]] = None
+    instructions: Optional[str] = None
+    tools: Any = None
+
+    def attributes(self) -> dict[str, Any]:
+        return without_none(
+            {conv.AGENT_ID: self.id, conv.AGENT_NAME: self.name, conv.AGENT_DESCRIPTION: self.description}
+        )
+
+
+def agent_info(agent: Any, keep_content: bool = False) -> Optional[AgentInfo]:
+    """An :class:`AgentInfo` from an agent object, or None when it has no id."""
+    agent_id = text_field(agent, "id")
+    if agent_id is None:
+        return None
+    metadata = field(agent, "metadata")
+    return AgentInfo(
+        id=agent_id,
+        name=text_field(agent, "name"),
+        description=text_field(agent, "description"),
+        model=text_field(agent, "model"),
+        metadata=dict(metadata) if isinstance(metadata, Mapping) else None,
+        instructions=field(agent, "instructions") if keep_content else None,
+        tools=plain(field(agent, "tools")) if keep_content else None,
+    )
+
+
+def agent_operation_attributes(operation: str, agent: Any, request: Mapping[str, Any]) -> dict[str, Any]:
+    """``create_agent`` / ``update_agent`` span attributes: the agent (from the result, else the request) and
+    its model settings."""
+    source = agent if isinstance(agent, Mapping) else request
     return without_none(
         {
-            # The GenAI identity makes Application Insights list steps as GenAI dependencies, not InProc.
-            gen_ai.GEN_AI_PROVIDER_NAME: PROVIDER_NAME,
-            gen_ai.GEN_AI_SYSTEM: SYSTEM,
-            STEP_ID: text_field(step, "id"),
-            STEP_TYPE: text_field(step, "type"),
-            STEP_STATUS: text_field(step, "status"),
-            gen_ai.GEN_AI_USAGE_INPUT_TOKENS: int_field(usage, "prompt_tokens"),
-            gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS: int_field(usage, "completion_tokens"),
+            **identity(operation),
+            conv.AGENT_ID: text_field(agent, "id") or _str(request.get("agent_id")),
+            conv.AGENT_NAME: text_field(source, "name") or _str(request.get("name")),
+            conv.AGENT_DESCRIPTION: text_field(source, "description") or _str(request.get("description")),
+            **_settings(source),
         }
     )
+
+
+# --- steps ------------------------------------------------------------------------------------------------
+def step_attributes(step: Mapping[str, Any], model: Optional[str] = None) -> dict[str, Any]:
+    """A run step is one model inference (it created a message, or asked for tool calls): a ``chat`` span with
+    its own usage, keeping the step's identity as our attributes."""
+    usage = field(step, "usage")
+    status = text_field(step, "status")
+    reason = finish_reason(step, status)
+    return without_none(
+        {
+            **identity(conv.CHAT),
+            conv.REQUEST_MODEL: model,
+            conv.RESPONSE_MODEL: model,
+            conv.CONVERSATION_ID: text_field(step, "thread_id"),
+            conv.AGENT_ID: text_field(step, "assistant_id") or text_field(step, "agent_id"),
+            RUN_ID: text_field(step, "run_id"),
+            STEP_ID: text_field(step, "id"),
+            STEP_TYPE: text_field(step, "type"),
+            STEP_STATUS: status,
+            conv.RESPONSE_FINISH_REASONS: (reason,) if reason else None,
+            conv.USAGE_INPUT_TOKENS: int_field(usage, "prompt_tokens"),
+            conv.USAGE_OUTPUT_TOKENS: int_field(usage, "completion_tokens"),
+        }
+    )
+
+
+def step_span_name(model: Optional[str]) -> str:
+    return conv.span_name(conv.CHAT, model)
 
 
 def step_window_ns(step: Mapping[str, Any]) -> tuple[Optional[int], Optional[int]]:
@@ -251,6 +358,11 @@ def step_tool_calls(step: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [c for c in calls if isinstance(c, Mapping)] if isinstance(calls, list) else []
 
 
+def step_message_id(step: Mapping[str, Any]) -> Optional[str]:
+    """The id of the message a ``message_creation`` step created."""
+    return text_field(field(field(step, "step_details"), "message_creation"), "message_id")
+
+
 # --- tool calls -------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ToolCall:
@@ -262,22 +374,26 @@ class ToolCall:
     arguments: Any
     result: Any
     server_label: Optional[str] = None
+    #: a connected-agent call's sub-run: (agent id, thread id, run id), whichever the service reported
+    sub_run: tuple[Optional[str], Optional[str], Optional[str]] = (None, None, None)
 
     @property
     def semconv_type(self) -> str:
         return _TOOL_TYPE_CLASS.get(self.raw_type, "extension")
 
     def attributes(self) -> dict[str, Any]:
+        agent_id, thread_id, run_id = self.sub_run
         return without_none(
             {
-                gen_ai.GEN_AI_OPERATION_NAME: EXECUTE_TOOL,
-                gen_ai.GEN_AI_PROVIDER_NAME: PROVIDER_NAME,
-                gen_ai.GEN_AI_SYSTEM: SYSTEM,
-                gen_ai.GEN_AI_TOOL_NAME: self.name,
-                gen_ai.GEN_AI_TOOL_CALL_ID: self.id,
-                gen_ai.GEN_AI_TOOL_TYPE: self.semconv_type,
+                **identity(EXECUTE_TOOL),
+                conv.TOOL_NAME: self.name,
+                conv.TOOL_CALL_ID: self.id,
+                conv.TOOL_TYPE: self.semconv_type,
                 TOOL_RAW_TYPE: self.raw_type,
                 MCP_SERVER_LABEL: self.server_label,
+                conv.CONNECTED_AGENT_ID: agent_id,
+                conv.CONNECTED_THREAD_ID: thread_id,
+                conv.CONNECTED_RUN_ID: run_id,
             }
         )
 
@@ -292,6 +408,13 @@ def tool_call(call: Mapping[str, Any]) -> ToolCall:
     label = text_field(details, "server_label") or text_field(call, "server_label")
     arguments = plain(_first(details, call, ("arguments", "input", "query", "requesturl")))
     result = plain(_first(details, call, ("output", "outputs", "results", "response_metadata")))
+    sub_run: tuple[Optional[str], Optional[str], Optional[str]] = (None, None, None)
+    if raw_type == "connected_agent":
+        sub_run = (
+            text_field(details, "assistant_id") or text_field(details, "agent_id"),
+            text_field(details, "thread_id"),
+            text_field(details, "run_id"),
+        )
     return ToolCall(
         id=text_field(call, "id"),
         raw_type=raw_type,
@@ -299,42 +422,21 @@ def tool_call(call: Mapping[str, Any]) -> ToolCall:
         arguments=arguments,
         result=result,
         server_label=label,
+        sub_run=sub_run,
     )
 
 
-# --- content shapes (only used when capture is on) -------------------------------------------------------
-def instructions_parts(*texts: Any) -> Optional[list[dict[str, str]]]:
-    """gen_ai.system_instructions: a list of text parts."""
-    parts = [{"type": "text", "content": t} for t in texts if isinstance(t, str) and t]
-    return parts or None
+# --- content shapes (only used when capture is on; the formats live in ``messages``) -----------------------
+def instructions_parts(*texts: Any) -> Optional[list[dict[str, Any]]]:
+    from .messages import system_instructions
+
+    return system_instructions(*texts)
 
 
 def input_messages(messages: Any) -> Optional[list[dict[str, Any]]]:
-    """gen_ai.input.messages from ``additional_messages`` (or a new thread's messages)."""
-    if not isinstance(messages, Iterable) or isinstance(messages, (str, bytes, Mapping)):
-        return None
-    out = []
-    for message in messages:
-        role = text_field(message, "role") or "user"
-        content = field(message, "content")
-        if isinstance(content, str):
-            parts = [{"type": "text", "content": content}]
-        elif isinstance(content, list):
-            parts = [_content_part(p) for p in content]
-        else:
-            continue
-        out.append({"role": role, "parts": parts})
-    return out or None
+    from .messages import input_messages as _input_messages
 
-
-def _content_part(part: Any) -> dict[str, Any]:
-    if isinstance(part, Mapping):
-        kind = text_field(part, "type") or "text"
-        text = field(part, "text")
-        if isinstance(text, Mapping):
-            text = field(text, "value")
-        return {"type": "text", "content": text} if isinstance(text, str) else {"type": kind}
-    return {"type": "text", "content": str(part)}
+    return _input_messages(messages)
 
 
 def plain(value: Any, depth: int = 0) -> Any:

@@ -8,6 +8,8 @@ Off by default (GenAI semantic conventions). Switched on by, in order of precede
 3. ``AZURE_TRACING_GEN_AI_CONTENT_RECORDING_ENABLED=true`` (Microsoft's switch, honoured for easy migration).
 
 Captured values are passed through an optional redaction hook, then truncated to ``max_length`` characters.
+Structured values (messages, instructions, tool definitions) stay valid JSON when cut: their longest strings are
+shortened first, so backends that parse them (Phoenix, MLflow) still can.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ DEFAULT_MAX_LENGTH = 8192
 TRUNCATION_MARK = "…[truncated]"
 
 #: ``redact(kind, value) -> value``: kind is one of ``tool.arguments``, ``tool.result``, ``input.messages``,
-#: ``system_instructions``, ``output.messages``; the value is the text about to be recorded.
+#: ``output.messages``, ``system_instructions``, ``tool.definitions``; the value is the text about to be recorded.
 RedactHook = Callable[[str, str], Optional[str]]
 
 _ON = {"true", "1", "yes", "on", "span_only", "span_and_event", "event_only"}
@@ -74,7 +76,7 @@ class ContentPolicy:
         """The recordable form of ``value`` (None when capture is off or there is nothing to record)."""
         if not self.enabled or value is None:
             return None
-        text = value if isinstance(value, str) else _to_json(value)
+        text = value if isinstance(value, str) else _to_json(_fit(value, self.max_length))
         if self.redact is not None:
             try:
                 redacted: object = self.redact(kind, text)  # a faulty hook may return anything
@@ -106,6 +108,32 @@ def truncate(text: str, max_length: int) -> str:
     if len(text) <= max_length:
         return text
     return text[: max_length - len(TRUNCATION_MARK)] + TRUNCATION_MARK
+
+
+def _fit(value: Any, max_length: int) -> Any:
+    """``value`` with its strings shortened (longest first, each marked) until its JSON fits ``max_length``;
+    the result is still a valid JSON structure. Bounded work: a few passes."""
+    if len(_to_json(value)) <= max_length:
+        return value
+    budget = max_length
+    for _ in range(6):
+        budget = max(len(TRUNCATION_MARK) + 8, budget // 2)
+        shortened = _cut_strings(value, budget)
+        if len(_to_json(shortened)) <= max_length:
+            return shortened
+    return shortened
+
+
+def _cut_strings(value: Any, limit: int, depth: int = 0) -> Any:
+    if isinstance(value, str):
+        return truncate(value, limit)
+    if depth > 16:
+        return value
+    if isinstance(value, dict):
+        return {k: _cut_strings(v, limit, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_cut_strings(v, limit, depth + 1) for v in value]
+    return value
 
 
 def _to_json(value: Any) -> str:

@@ -12,16 +12,13 @@ from __future__ import annotations
 from typing import Any, Mapping, Optional
 
 from opentelemetry.metrics import Meter
-from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
-from opentelemetry.semconv._incubating.metrics import gen_ai_metrics
-from opentelemetry.semconv.attributes import error_attributes
 
-from . import attributes as attrs
+from . import conventions as conv
+from .attributes import without_none
 
-#: gen_ai.client.operation.duration buckets (seconds), from the GenAI metric conventions.
-DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
-#: gen_ai.client.token.usage buckets ({token}), from the GenAI metric conventions.
-TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
+#: Kept importable from here (older code and tests read them).
+DURATION_BUCKETS = conv.DURATION_BUCKETS
+TOKEN_BUCKETS = conv.TOKEN_BUCKETS
 
 
 class RunMetrics:
@@ -29,32 +26,28 @@ class RunMetrics:
 
     def __init__(self, meter: Meter) -> None:
         self._duration = meter.create_histogram(
-            gen_ai_metrics.GEN_AI_CLIENT_OPERATION_DURATION,
+            conv.METRIC_OPERATION_DURATION,
             unit="s",
             description="GenAI operation duration",
-            explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
+            explicit_bucket_boundaries_advisory=list(conv.DURATION_BUCKETS),
         )
         self._tokens = meter.create_histogram(
-            gen_ai_metrics.GEN_AI_CLIENT_TOKEN_USAGE,
+            conv.METRIC_TOKEN_USAGE,
             unit="{token}",
             description="Measures number of input and output tokens used",
-            explicit_bucket_boundaries_advisory=list(TOKEN_BUCKETS),
+            explicit_bucket_boundaries_advisory=list(conv.TOKEN_BUCKETS),
         )
         self._first_chunk = meter.create_histogram(
-            gen_ai_metrics.GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK,
+            conv.METRIC_TIME_TO_FIRST_CHUNK,
             unit="s",
             description="Time to receive the first chunk of a streamed run",
-            explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
+            explicit_bucket_boundaries_advisory=list(conv.DURATION_BUCKETS),
         )
 
     @staticmethod
     def _run_attributes(model: Optional[str]) -> dict[str, Any]:
-        return attrs.without_none(
-            {
-                gen_ai.GEN_AI_OPERATION_NAME: attrs.INVOKE_AGENT,
-                gen_ai.GEN_AI_PROVIDER_NAME: attrs.PROVIDER_NAME,
-                gen_ai.GEN_AI_REQUEST_MODEL: model,
-            }
+        return without_none(
+            {conv.OPERATION_NAME: conv.INVOKE_AGENT, conv.PROVIDER: conv.PROVIDER_NAME, conv.REQUEST_MODEL: model}
         )
 
     def record_time_to_first_chunk(self, seconds: float, model: Optional[str]) -> None:
@@ -66,23 +59,20 @@ class RunMetrics:
         base = self._run_attributes(model)
         duration_attrs = dict(base)
         if error_type:
-            duration_attrs[error_attributes.ERROR_TYPE] = error_type
+            duration_attrs[conv.ERROR_TYPE] = error_type
         self._duration.record(max(duration_s, 0.0), duration_attrs)
-        for token_type, key in (
-            ("input", gen_ai.GEN_AI_USAGE_INPUT_TOKENS),
-            ("output", gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS),
-        ):
+        for token_type, key in ((conv.TOKEN_INPUT, conv.USAGE_INPUT_TOKENS), (conv.TOKEN_OUTPUT, conv.USAGE_OUTPUT_TOKENS)):
             value = usage.get(key)
             if isinstance(value, int):
-                self._tokens.record(value, {**base, gen_ai.GEN_AI_TOKEN_TYPE: token_type})
+                self._tokens.record(value, {**base, conv.TOKEN_TYPE: token_type})
 
     def record_tool(self, duration_s: float, tool_name: str, tool_type: str, error_type: Optional[str]) -> None:
         attributes = {
-            gen_ai.GEN_AI_OPERATION_NAME: attrs.EXECUTE_TOOL,
-            gen_ai.GEN_AI_PROVIDER_NAME: attrs.PROVIDER_NAME,
-            gen_ai.GEN_AI_TOOL_NAME: tool_name,
-            gen_ai.GEN_AI_TOOL_TYPE: tool_type,
+            conv.OPERATION_NAME: conv.EXECUTE_TOOL,
+            conv.PROVIDER: conv.PROVIDER_NAME,
+            conv.TOOL_NAME: tool_name,
+            conv.TOOL_TYPE: tool_type,
         }
         if error_type:
-            attributes[error_attributes.ERROR_TYPE] = error_type
+            attributes[conv.ERROR_TYPE] = error_type
         self._duration.record(max(duration_s, 0.0), attributes)

@@ -43,8 +43,8 @@ _logger = logging.getLogger(__name__)
 # Attribute names (literal, so this module stays independent of the rest of the package).
 _OPERATION = "gen_ai.operation.name"
 _AGENT_NAME = "gen_ai.agent.name"
-_RUN_ID = "gen_ai.thread.run.id"
-_RUN_STATUS = "gen_ai.thread.run.status"
+_RUN_ID = "azure.ai.agents.run.id"
+_RUN_STATUS = "azure.ai.agents.run.status"
 _REQUEST_MODEL = "gen_ai.request.model"
 _RESPONSE_MODEL = "gen_ai.response.model"
 _INPUT_TOKENS = "gen_ai.usage.input_tokens"
@@ -153,7 +153,7 @@ def _first(attrs: Mapping[str, Any], *keys: str) -> Any:
 def _kind(span: ReadableSpan) -> str:
     attrs = _attrs(span)
     operation = attrs.get(_OPERATION)
-    if operation == "invoke_agent" or _RUN_ID in attrs:
+    if operation == "invoke_agent":
         return "run"
     if operation == "execute_tool":
         return "tool"

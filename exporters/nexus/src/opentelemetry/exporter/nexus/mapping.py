@@ -31,9 +31,12 @@ SYSTEM_INSTRUCTIONS = "gen_ai.system_instructions"
 TOOL_ARGUMENTS = "gen_ai.tool.call.arguments"
 TOOL_RESULT = "gen_ai.tool.call.result"
 TOOL_DEFINITIONS = "gen_ai.tool.definitions"
-THREAD_ID = "gen_ai.thread.id"
-RUN_ID = "gen_ai.thread.run.id"
-RUN_STATUS = "gen_ai.thread.run.status"
+RUN_ID = "azure.ai.agents.run.id"
+RUN_STATUS = "azure.ai.agents.run.status"
+# Names Microsoft's agents instrumentation (and this project before 0.2) used for the same values.
+LEGACY_THREAD_ID = "gen_ai.thread.id"
+LEGACY_RUN_ID = "gen_ai.thread.run.id"
+LEGACY_RUN_STATUS = "gen_ai.thread.run.status"
 ERROR_TYPE = "error.type"
 RUN_UNFINISHED = "azure.ai.agents.run.unfinished"
 INVOKE_AGENT = "invoke_agent"
@@ -115,8 +118,8 @@ def build_trace(
         "otel_trace_id": f"{top.context.trace_id:032x}",
         "otel_span_id": f"{span_id(top):016x}",
         "otel_parent_span_id": f"{parent.span_id:016x}" if parent is not None else None,
-        "run_id": attributes.get(RUN_ID),
-        "thread_id": attributes.get(THREAD_ID) or attributes.get(CONVERSATION_ID),
+        "run_id": attributes.get(RUN_ID) or attributes.get(LEGACY_RUN_ID),
+        "thread_id": attributes.get(CONVERSATION_ID) or attributes.get(LEGACY_THREAD_ID),
         "agent_id": attributes.get(AGENT_ID),
         "agent_name": attributes.get(AGENT_NAME),
         "provider": attributes.get(PROVIDER_NAME) or attributes.get(SYSTEM),
@@ -124,7 +127,7 @@ def build_trace(
         "model": attributes.get(RESPONSE_MODEL) or attributes.get(REQUEST_MODEL),
         "input_tokens": attributes.get(INPUT_TOKENS),
         "output_tokens": attributes.get(OUTPUT_TOKENS),
-        "run_status": attributes.get(RUN_STATUS),
+        "run_status": attributes.get(RUN_STATUS) or attributes.get(LEGACY_RUN_STATUS),
         "error_type": attributes.get(ERROR_TYPE),
         "unfinished": attributes.get(RUN_UNFINISHED),
         "service_name": _service_name(top),
