@@ -48,7 +48,8 @@ def show(receiver: Any) -> None:
 
         def walk(parent_id: str, depth: int, tree: dict[str, list[Any]] = tree) -> None:
             for span in tree.get(parent_id, []):
-                extra = span.attributes.get("azure.ai.agents.run.id") or span.attributes.get("gen_ai.tool.call.id") or ""
+                attributes = span.attributes
+                extra = attributes.get("azure.ai.agents.run.id") or attributes.get("gen_ai.tool.call.id") or ""
                 print(f"    {'  ' * depth}{span.name}  [{span.kind}] {extra}")
                 walk(span.span_id, depth + 1)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 from azure_ai_agents_emulator import agents_client
-
 from opentelemetry.instrumentation.azure_ai_agents import conventions as conv
 from opentelemetry.instrumentation.azure_ai_agents import messages
 from opentelemetry.instrumentation.azure_ai_agents.attributes import output_type, tool_call

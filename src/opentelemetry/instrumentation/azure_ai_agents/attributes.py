@@ -15,27 +15,27 @@ from typing import Any, Iterable, Mapping, Optional
 from urllib.parse import urlsplit
 
 from . import conventions as conv
-from .conventions import (  # re-exported: the core reads names through this module
-    EXECUTE_TOOL,
-    INVOKE_AGENT,
-    MAX_PROMPT_TOKENS,
-    MCP_SERVER_LABEL,
-    PREVIOUS_STATUS,
-    PROVIDER_NAME,
-    REQUIRED_ACTION_TYPE,
-    REQUIRED_TOOL_CALLS,
-    RUN_ID,
-    RUN_STATUS,
-    RUN_STATUS_CHANGED_EVENT,
-    RUN_STEPS_DROPPED,
-    RUN_STEPS_UNAVAILABLE,
-    RUN_UNFINISHED,
-    STEP_ID,
-    STEP_STATUS,
-    STEP_TYPE,
-    SYSTEM,
-    TOOL_RAW_TYPE,
-)
+
+# Names the core reads through this module (declared in ``conventions``).
+EXECUTE_TOOL = conv.EXECUTE_TOOL
+INVOKE_AGENT = conv.INVOKE_AGENT
+MAX_PROMPT_TOKENS = conv.MAX_PROMPT_TOKENS
+MCP_SERVER_LABEL = conv.MCP_SERVER_LABEL
+PREVIOUS_STATUS = conv.PREVIOUS_STATUS
+PROVIDER_NAME = conv.PROVIDER_NAME
+REQUIRED_ACTION_TYPE = conv.REQUIRED_ACTION_TYPE
+REQUIRED_TOOL_CALLS = conv.REQUIRED_TOOL_CALLS
+RUN_ID = conv.RUN_ID
+RUN_STATUS = conv.RUN_STATUS
+RUN_STATUS_CHANGED_EVENT = conv.RUN_STATUS_CHANGED_EVENT
+RUN_STEPS_DROPPED = conv.RUN_STEPS_DROPPED
+RUN_STEPS_UNAVAILABLE = conv.RUN_STEPS_UNAVAILABLE
+RUN_UNFINISHED = conv.RUN_UNFINISHED
+STEP_ID = conv.STEP_ID
+STEP_STATUS = conv.STEP_STATUS
+STEP_TYPE = conv.STEP_TYPE
+SYSTEM = conv.SYSTEM
+TOOL_RAW_TYPE = conv.TOOL_RAW_TYPE
 
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled", "expired", "incomplete"})
 ERROR_STATUSES = frozenset({"failed", "expired", "incomplete"})

@@ -136,7 +136,7 @@ def tool_definitions(tools: Any) -> Optional[list[dict[str, Any]]]:
             continue
         details = field(tool, kind)
         if kind == "function":
-            function = {"type": "function", "name": text_field(details, "name") or "function"}
+            function: dict[str, Any] = {"type": "function", "name": text_field(details, "name") or "function"}
             description = text_field(details, "description")
             parameters = plain(field(details, "parameters"))
             if description:

@@ -61,7 +61,8 @@ class RunMetrics:
         if error_type:
             duration_attrs[conv.ERROR_TYPE] = error_type
         self._duration.record(max(duration_s, 0.0), duration_attrs)
-        for token_type, key in ((conv.TOKEN_INPUT, conv.USAGE_INPUT_TOKENS), (conv.TOKEN_OUTPUT, conv.USAGE_OUTPUT_TOKENS)):
+        tokens = ((conv.TOKEN_INPUT, conv.USAGE_INPUT_TOKENS), (conv.TOKEN_OUTPUT, conv.USAGE_OUTPUT_TOKENS))
+        for token_type, key in tokens:
             value = usage.get(key)
             if isinstance(value, int):
                 self._tokens.record(value, {**base, conv.TOKEN_TYPE: token_type})
