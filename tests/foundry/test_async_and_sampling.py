@@ -106,7 +106,7 @@ def test_async_background_polling_and_stream_helper(instrument: Any, emulator: A
     background, streamed = sorted(telemetry.run_spans(), key=lambda s: s.start_time)
     assert attributes(background)["error.type"] == "server_error"
     assert len(background.events) == 3  # queued, in_progress, failed: not one per poll
-    assert attributes(streamed)["gen_ai.thread.run.status"] == "completed"
+    assert attributes(streamed)["azure.ai.agents.run.status"] == "completed"
     assert [s.name for s in telemetry.children(streamed)] == ["execute_tool code_interpreter"]
 
 

@@ -40,11 +40,11 @@ def test_function_call_round_trip_is_two_linked_invocations(instrument: Any, ope
         attrs = attributes(span)
         assert span.name == "invoke_agent function_call" and span.kind is SpanKind.CLIENT
         assert span.parent is None and span.status.status_code is StatusCode.UNSET
-        assert attrs["gen_ai.provider.name"] == "azure.ai.foundry" and attrs["gen_ai.system"] == "az.ai.agents"
+        assert attrs["gen_ai.provider.name"] == "microsoft.foundry" and attrs["gen_ai.system"] == "az.ai.agents"
         assert attrs["gen_ai.agent.name"] == "function_call" and attrs["gen_ai.agent.version"] == "1"
-        assert attrs["gen_ai.conversation.id"] == attrs["gen_ai.thread.id"] == conversation.id
-        assert attrs["gen_ai.response.id"] == attrs["gen_ai.thread.run.id"] == response.id
-        assert attrs["gen_ai.thread.run.status"] == "completed" and attrs["gen_ai.response.model"] == "gpt-4o"
+        assert attrs["gen_ai.conversation.id"] == conversation.id and "gen_ai.thread.id" not in attrs
+        assert attrs["gen_ai.response.id"] == attrs["azure.ai.agents.run.id"] == response.id
+        assert attrs["azure.ai.agents.run.status"] == "completed" and attrs["gen_ai.response.model"] == "gpt-4o"
         assert (attrs["gen_ai.usage.input_tokens"], attrs["gen_ai.usage.output_tokens"]) == (120, 30)
         assert attrs["server.address"] == "127.0.0.1" and isinstance(attrs["server.port"], int)
     assert attributes(asking)["azure.ai.agents.run.required_tool_calls"] == 1
@@ -119,7 +119,7 @@ def test_failed_and_incomplete_responses_are_errors(
     assert response.status == status
     (span,) = telemetry.run_spans()
     assert span.status.status_code is StatusCode.ERROR
-    assert attributes(span)["error.type"] == error_type and attributes(span)["gen_ai.thread.run.status"] == status
+    assert attributes(span)["error.type"] == error_type and attributes(span)["azure.ai.agents.run.status"] == status
 
 
 @pytest.mark.parametrize("polls_per_state", [1, 5])
@@ -143,8 +143,8 @@ def test_background_polling_is_one_span_whatever_the_number_of_polls(
     (span,) = telemetry.run_spans()
     assert [s.name for s in telemetry.spans] == ["execute_tool code_interpreter", "invoke_agent code_interpreter"]
     attrs = attributes(span)
-    assert attrs["gen_ai.thread.run.status"] == "completed" and attrs["gen_ai.usage.output_tokens"] == 30
-    assert [dict(e.attributes or {}).get("gen_ai.thread.run.status") for e in span.events] == [
+    assert attrs["azure.ai.agents.run.status"] == "completed" and attrs["gen_ai.usage.output_tokens"] == 30
+    assert [dict(e.attributes or {}).get("azure.ai.agents.run.status") for e in span.events] == [
         "queued", "in_progress", "completed"
     ]
 
@@ -174,7 +174,7 @@ def test_streaming_iteration_and_the_stream_helper(instrument: Any, openai_clien
     assert helper.name == "invoke_agent all_tools"  # the early "agent" key names the span too
     for span, tools in ((streamed, 1), (helper, 4)):
         attrs = attributes(span)
-        assert attrs["gen_ai.thread.run.status"] == "completed" and attrs["gen_ai.response.time_to_first_chunk"] > 0
+        assert attrs["azure.ai.agents.run.status"] == "completed" and attrs["gen_ai.response.time_to_first_chunk"] > 0
         assert "azure.ai.agents.run.unfinished" not in attrs
         children = telemetry.children(span)
         assert len(children) == tools

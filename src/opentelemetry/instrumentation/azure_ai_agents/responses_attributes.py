@@ -3,8 +3,8 @@
 Requests are the keyword arguments of ``responses.create``; responses, output items and stream events are the
 ``openai`` package's models (pydantic) or plain dicts: :func:`get` reads either, never raising. Where a field means
 what a classic run's field meant, the attribute is the classic one (see README, "Migrating to the new Foundry
-agents"): the conversation is ``gen_ai.conversation.id`` (and ``gen_ai.thread.id``), the response id is
-``gen_ai.response.id`` (and ``gen_ai.thread.run.id``), its status ``gen_ai.thread.run.status``.
+agents"): the conversation is ``gen_ai.conversation.id``, the response id is ``gen_ai.response.id`` (and
+``azure.ai.agents.run.id``), its status ``azure.ai.agents.run.status``.
 """
 
 from __future__ import annotations
@@ -91,7 +91,6 @@ def request_attributes(kwargs: Mapping[str, Any], reference: Mapping[str, Any]) 
             AGENT_VERSION: _version(get(reference, "version")),
             gen_ai.GEN_AI_AGENT_ID: text(reference, "id"),
             gen_ai.GEN_AI_CONVERSATION_ID: conversation,
-            attrs.THREAD_ID: conversation,
             gen_ai.GEN_AI_REQUEST_MODEL: attrs.bounded(kwargs.get("model")),
             gen_ai.GEN_AI_REQUEST_TEMPERATURE: attrs.number(kwargs.get("temperature")),
             gen_ai.GEN_AI_REQUEST_TOP_P: attrs.number(kwargs.get("top_p")),
@@ -114,7 +113,6 @@ def response_attributes(response: Any) -> dict[str, Any]:
             gen_ai.GEN_AI_USAGE_INPUT_TOKENS: integer(usage, "input_tokens"),
             gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS: integer(usage, "output_tokens"),
             gen_ai.GEN_AI_CONVERSATION_ID: conversation,
-            attrs.THREAD_ID: conversation,
             AGENT_VERSION: _version(get(reference, "version")),
         }
     )
