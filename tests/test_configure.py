@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from .helpers import INSTRUCTIONS, agents_run, agents_setup
 
 _ENV = (
     "OTEL_TRACES_EXPORTER",
+    "OTEL_METRICS_EXPORTER",
     "OTEL_SERVICE_NAME",
     "OTEL_RESOURCE_ATTRIBUTES",
     "NEXUS_API_KEY",
@@ -149,7 +149,7 @@ def test_unsupported_otlp_protocol_is_refused(monkeypatch):
         ("otlp", "opentelemetry.exporter.otlp.proto.http.trace_exporter", "otlp"),
         ("otlp_proto_grpc", "opentelemetry.exporter.otlp.proto.grpc.trace_exporter", "otlp"),
         ("azure_monitor", "azure.monitor.opentelemetry.exporter", "azure-monitor"),
-        ("nexus", "urllib3", "nexus"),
+        ("nexus", "opentelemetry.exporter.nexus", "nexus"),
     ],
 )
 def test_missing_optional_dependency_names_the_extra(monkeypatch, exporter, blocked, extra):
@@ -258,15 +258,47 @@ def test_shutdown_uninstruments_and_is_idempotent(emulator, handles):
     assert len(memory.get_finished_spans()) == count  # no longer instrumented
 
 
-def test_existing_instrumentation_is_left_alone(emulator, instrument, caplog):
+def test_existing_instrumentation_fails_loudly(emulator, instrument):
     telemetry = instrument()  # someone (say opentelemetry-instrument) instrumented first
-    with caplog.at_level(logging.WARNING, logger="opentelemetry.instrumentation.azure_ai_agents.configure"):
-        handle = configure_telemetry("none", set_global=False)
-    assert handle.instrumented is False and "already instrumented" in caplog.text
-    handle.shutdown()
+    with pytest.raises(RuntimeError, match="already instrumented"):
+        configure_telemetry("none", set_global=False)
     assert AzureAgentInstrumentor().is_instrumented_by_opentelemetry  # not ours to remove
     _run_app(emulator)
     assert len(telemetry.run_spans()) == 1
+
+
+def test_calling_twice_fails_loudly_then_works_once_the_first_is_shut_down(monkeypatch, emulator, handles):
+    with NexusServer() as nexus:
+        monkeypatch.setenv("NEXUS_API_KEY", nexus.api_key)
+        monkeypatch.setenv("NEXUS_ENDPOINT", nexus.url)
+        first = _configure(handles, "agent_tree", exporter_options={"agent_tree": {"out": io.StringIO()}})
+        with pytest.raises(RuntimeError, match="already instrumented"):
+            configure_telemetry("nexus", set_global=False)  # would have sent nothing to Nexus
+        first.shutdown()
+        second = _configure(handles, "nexus")
+        assert second.exporters == ("nexus",) and second.instrumented
+        _run_app(emulator)
+        assert second.tracer_provider.force_flush()  # delivered when the SDK's flush returns
+        [trace] = nexus.traces
+        assert trace["agent_id"] == "weather-agent" and trace["status"] == "success"
+
+
+def test_otel_metrics_exporter_is_honoured(monkeypatch, handles):
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "none")
+    assert _configure(handles, "otlp", instrument=False).meter_provider is None  # nothing posted to :4318
+    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "console")
+    handle = _configure(handles, "otlp", instrument=False)
+    assert handle.metric_exporters == ("console",) and handle.meter_provider is not None
+    monkeypatch.delenv("OTEL_METRICS_EXPORTER")
+    handle = _configure(handles, "otlp", instrument=False)  # unset: the OTLP exporter's metrics too
+    assert handle.metric_exporters == ("otlp_proto_http",)
+    assert (
+        _configure(
+            handles, "nexus,agent_tree", instrument=False, exporter_options={"nexus": {"api_key": "nxs_" + "0" * 64}}
+        ).meter_provider
+        is None
+    )
 
 
 def test_instrument_false_only_builds_providers(handles):
@@ -298,9 +330,7 @@ GLOBAL_SCRIPT = textwrap.dedent(
 
 def test_global_providers_are_set_once_and_only_when_asked(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    done = subprocess.run(
-        [sys.executable, "-c", GLOBAL_SCRIPT], env=env, capture_output=True, text=True, timeout=60
-    )
+    done = subprocess.run([sys.executable, "-c", GLOBAL_SCRIPT], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"first": True, "second": False, "pinned": False, "global_is_first": True}
     assert "Overriding of current TracerProvider is not allowed" not in done.stderr

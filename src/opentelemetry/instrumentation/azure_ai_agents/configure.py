@@ -8,29 +8,34 @@
     ...
     telemetry.shutdown()                                    # or: with configure_telemetry(...) as telemetry:
 
-Exporter names (several may be combined; one ``BatchSpanProcessor`` each, ``agent_tree`` uses a
-``SimpleSpanProcessor``), the environment that configures them, and the extra that installs them:
+Exporters are the OpenTelemetry SDK's: a name is an ``opentelemetry_traces_exporter`` entry point, resolved and
+loaded by the SDK's own configuration code (``opentelemetry.sdk._configuration``, what ``opentelemetry-instrument``
+uses), and built without arguments so that each reads its standard environment (``OTEL_EXPORTER_OTLP_*``,
+``OTEL_BSP_*``, ``OTEL_METRIC_EXPORT_INTERVAL``, ``OTEL_TRACES_SAMPLER``, ``APPLICATIONINSIGHTS_CONNECTION_STRING``,
+``NEXUS_*``...). What is ours here: choosing names when none is given, the ``azure_monitor`` and ``tree`` short
+names, the terminal tree (``agent_tree``, printed as each run ends), and the instrumentation options.
 
 * ``nexus``: ``NEXUS_API_KEY``, ``NEXUS_ENDPOINT``, ``NEXUS_AGENT_ID`` (extra ``[nexus]``);
-* ``azure_monitor`` (alias ``azure_monitor_opentelemetry_exporter``): ``APPLICATIONINSIGHTS_CONNECTION_STRING``
-  (extra ``[azure-monitor]``); also exports the instrumentation's metrics;
-* ``otlp`` (``otlp_proto_http`` / ``otlp_proto_grpc`` force the protocol): ``OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT``,
-  ``OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL`` (default ``http/protobuf``), ``..._HEADERS``, ``..._TIMEOUT``,
-  ``..._COMPRESSION`` (extra ``[otlp]``); also exports metrics;
-* ``console``: the SDK's ``ConsoleSpanExporter`` (one JSON document per span, stdout);
-* ``agent_tree``: a tree per run on stdout (``NO_COLOR``, ``FORCE_COLOR``, ``COLUMNS``).
+* ``azure_monitor`` (entry point ``azure_monitor_opentelemetry_exporter``): ``APPLICATIONINSIGHTS_CONNECTION_STRING``
+  (extra ``[azure-monitor]``);
+* ``otlp`` (``otlp_proto_http`` / ``otlp_proto_grpc`` force the protocol): ``OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL``
+  chooses, http/protobuf when unset as the specification says (extra ``[otlp]``);
+* ``console``: the SDK's ``ConsoleSpanExporter``; ``agent_tree``: a tree per run on stdout.
 
-With ``exporters=None`` the names come from ``OTEL_TRACES_EXPORTER`` (comma-separated); when that is unset,
-from what is configured: ``NEXUS_API_KEY`` -> ``nexus``, ``APPLICATIONINSIGHTS_CONNECTION_STRING`` ->
-``azure_monitor``, ``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` -> ``otlp``; and
-with nothing configured, ``agent_tree`` (a tree per run on stdout). Any other name is looked up among the
-``opentelemetry_traces_exporter`` entry points.
+With ``exporters=None`` the names come from ``OTEL_TRACES_EXPORTER``; when that is unset, from what is configured:
+``NEXUS_API_KEY`` -> ``nexus``, ``APPLICATIONINSIGHTS_CONNECTION_STRING`` -> ``azure_monitor``,
+``OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT`` -> ``otlp``; with nothing configured, ``agent_tree``.
+
+Metrics follow ``OTEL_METRICS_EXPORTER`` (``none`` means none); when it is unset, the chosen trace exporters that
+also export metrics (OTLP, Azure Monitor) get them.
+
+The SDKs can be instrumented once: a second ``configure_telemetry()`` that would instrument them again raises
+(shut the first handle down first, or pass ``instrument=False``).
 """
 
 from __future__ import annotations
 
 import atexit
-import functools
 import logging
 import os
 import threading
@@ -54,23 +59,17 @@ _log = logging.getLogger(__name__)
 
 DEFAULT_SERVICE_NAME = "azure-ai-agents-app"
 PACKAGE = "opentelemetry-instrumentation-azure-ai-agents"
-#: Canonical exporter names, in the order they are documented.
+#: The documented exporter names.
 EXPORTER_NAMES = ("nexus", "azure_monitor", "otlp", "console", "agent_tree")
-_ALIASES = {
-    "azure_monitor_opentelemetry_exporter": "azure_monitor",
-    "azure-monitor": "azure_monitor",
-    "azuremonitor": "azure_monitor",
-    "appinsights": "azure_monitor",
-    "application_insights": "azure_monitor",
+#: Our short names for entry points.
+_ALIASES = {"azure_monitor": "azure_monitor_opentelemetry_exporter", "tree": "agent_tree"}
+#: Extras that install an entry point's distribution.
+_EXTRAS = {
+    "nexus": "nexus",
+    "azure_monitor_opentelemetry_exporter": "azure-monitor",
     "otlp_proto_http": "otlp",
     "otlp_proto_grpc": "otlp",
-    "agent-tree": "agent_tree",
-    "tree": "agent_tree",
 }
-#: Names that force an OTLP protocol (the SDK's own exporter names).
-_FORCED_PROTOCOL = {"otlp_proto_http": "http/protobuf", "otlp_proto_grpc": "grpc"}
-_EXTRAS = {"nexus": "nexus", "azure_monitor": "azure-monitor", "otlp": "otlp"}
-_ENV_TRACES_EXPORTER = "OTEL_TRACES_EXPORTER"
 _OTLP_ENDPOINT_ENV = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 _DEFAULT_SHUTDOWN_TIMEOUT_S = 10.0
 
@@ -94,13 +93,13 @@ def _detected() -> list[str]:
 
 
 def resolve_exporter_names(exporters: Union[str, Sequence[str], None] = None) -> list[str]:
-    """The exporter names ``configure_telemetry(exporters)`` would use, as given (aliases not yet resolved).
+    """The exporter names ``configure_telemetry(exporters)`` would use, as given (before entry point lookup).
 
     ``None`` reads ``OTEL_TRACES_EXPORTER``, else detects what the environment configures, else
     ``["agent_tree"]``. ``"none"`` (alone) means no exporter. Duplicates are dropped.
     """
     if exporters is None:
-        raw = os.environ.get(_ENV_TRACES_EXPORTER, "").strip()
+        raw = os.environ.get("OTEL_TRACES_EXPORTER", "").strip()
         names = _split(raw) if raw else _detected()
     else:
         names = _split(exporters)
@@ -109,132 +108,83 @@ def resolve_exporter_names(exporters: Union[str, Sequence[str], None] = None) ->
     if "none" in names:
         raise ValueError("exporter 'none' cannot be combined with other exporters")
     unique: list[str] = []
-    seen: set[tuple[str, Optional[str]]] = set()
     for name in names:
-        key = (_ALIASES.get(name, name), _FORCED_PROTOCOL.get(name))
-        if key not in seen:
-            seen.add(key)
+        if name not in unique and _ALIASES.get(name, name) not in [_ALIASES.get(u, u) for u in unique]:
             unique.append(name)
     return unique
 
 
-# ---- optional dependencies -------------------------------------------------------------------------------
-def _missing(exporter: str, what: str, error: ImportError) -> ImportError:
-    extra = _EXTRAS.get(exporter)
-    hint = f"pip install '{PACKAGE}[{extra}]'" if extra else f"pip install '{PACKAGE}[all]'"
-    message = (
-        f"The {exporter!r} exporter needs {what}, which is not installed ({error}). Install it with: {hint}"
-        if exporter
-        else f"configure_telemetry needs {what}, which is not installed ({error}). Install it with: {hint}"
-    )
-    exc = ImportError(message, name=getattr(error, "name", None))
-    exc.__cause__ = error
-    return exc
+def _entry_point_name(name: str, signal: str) -> str:
+    """The SDK's own resolution (``otlp`` -> ``otlp_proto_grpc`` / ``otlp_proto_http`` by protocol variables),
+    except that an unset protocol means http/protobuf, as the specification and the other SDKs say."""
+    from opentelemetry.sdk._configuration import _get_exporter_entry_point
 
-
-def _import(exporter: str, module: str, attribute: str, what: str) -> Any:
-    import importlib
-
+    name = _ALIASES.get(name, name)
+    protocol_env = (f"OTEL_EXPORTER_OTLP_{signal.upper()}_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
+    if name == "otlp" and not any(os.environ.get(env, "").strip() for env in protocol_env):
+        return "otlp_proto_http"
     try:
-        return getattr(importlib.import_module(module), attribute)
-    except ImportError as error:
-        raise _missing(exporter, what, error) from error
-
-
-# ---- exporter factories ----------------------------------------------------------------------------------
-@dataclass
-class _Built:
-    name: str
-    span_exporter: Any
-    simple: bool = False
-    metric_exporter: Any = None
-
-
-def _otlp_protocol(signal: str, forced: Optional[str]) -> str:
-    protocol = (
-        forced
-        or os.environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_PROTOCOL")
-        or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
-        or "http/protobuf"
-    ).strip().lower()
-    if protocol not in ("http/protobuf", "grpc"):
+        return str(_get_exporter_entry_point(name, signal))  # type: ignore[arg-type]
+    except RuntimeError as error:  # an unsupported OTEL_EXPORTER_OTLP_*PROTOCOL
         raise ValueError(
-            f"unsupported OTLP protocol {protocol!r} for {signal}: use 'http/protobuf' or 'grpc' "
-            "(OTEL_EXPORTER_OTLP_PROTOCOL / OTEL_EXPORTER_OTLP_TRACES_PROTOCOL)"
-        )
-    return protocol
+            f"{error} (OTEL_EXPORTER_OTLP_PROTOCOL / OTEL_EXPORTER_OTLP_{signal.upper()}_PROTOCOL)"
+        ) from None
 
 
-def _build_otlp(options: Mapping[str, Any], forced: Optional[str], tracer_provider: Any) -> _Built:
-    modules = {
-        "http/protobuf": ("opentelemetry.exporter.otlp.proto.http", "opentelemetry-exporter-otlp-proto-http"),
-        "grpc": ("opentelemetry.exporter.otlp.proto.grpc", "opentelemetry-exporter-otlp-proto-grpc"),
-    }
-    trace_module, trace_dist = modules[_otlp_protocol("traces", forced)]
-    span_cls = _import("otlp", trace_module + ".trace_exporter", "OTLPSpanExporter", trace_dist)
-    metric_module, metric_dist = modules[_otlp_protocol("metrics", forced)]
-    metric_cls = _import("otlp", metric_module + ".metric_exporter", "OTLPMetricExporter", metric_dist)
-    return _Built("otlp", span_cls(**options), metric_exporter=metric_cls())
+def _load(names: Sequence[str], signal: str) -> dict[str, type]:
+    """Entry point classes by name, through the SDK's loader; clear errors for unknown or uninstalled ones."""
+    from opentelemetry.sdk._configuration import _import_exporters
+
+    loaded: dict[str, type] = {}
+    for name in names:
+        try:
+            traces, metrics, _ = _import_exporters(
+                [name] if signal == "traces" else [], [name] if signal == "metrics" else [], []
+            )
+        except ImportError as error:
+            hint = f"pip install '{PACKAGE}[{_EXTRAS.get(name, 'all')}]'"
+            raise ImportError(
+                f"The {name!r} exporter is not installed ({error}). Install it with: {hint}", name=error.name
+            ) from error
+        except RuntimeError:
+            known = ", ".join(EXPORTER_NAMES)
+            raise ValueError(
+                f"unknown exporter {name!r} ({signal}): use one of {known}, 'none', or an "
+                f"opentelemetry_{signal}_exporter entry point name"
+            ) from None
+        loaded.update(traces or metrics)
+    return loaded
 
 
-def _build_azure_monitor(options: Mapping[str, Any], forced: Optional[str], tracer_provider: Any) -> _Built:
-    what = "azure-monitor-opentelemetry-exporter"
-    module = "azure.monitor.opentelemetry.exporter"
-    span_cls = _import("azure_monitor", module, "AzureMonitorTraceExporter", what)
-    metric_cls = _import("azure_monitor", module, "AzureMonitorMetricExporter", what)
-    kwargs = dict(options)
-    if not kwargs.get("connection_string") and not os.environ.get("APPLICATIONINSIGHTS_CONNECTION_STRING", "").strip():
-        raise ValueError(
-            "the 'azure_monitor' exporter needs a connection string: set APPLICATIONINSIGHTS_CONNECTION_STRING or pass "
-            "exporter_options={'azure_monitor': {'connection_string': ...}}"
-        )
-    # The exporter reads the resource (cloud role) from this provider; by default it asks the global one.
-    kwargs.setdefault("tracer_provider", tracer_provider)
-    metric_kwargs = {k: v for k, v in kwargs.items() if k != "tracer_provider"}
-    return _Built("azure_monitor", span_cls(**kwargs), metric_exporter=metric_cls(**metric_kwargs))
+def _metric_names(trace_entry_points: Sequence[str]) -> list[str]:
+    """``OTEL_METRICS_EXPORTER`` when set (``none``: no metrics); else the trace exporters that have metrics."""
+    raw = os.environ.get("OTEL_METRICS_EXPORTER", "").strip()
+    if raw:
+        names = _split(raw)
+        return [] if names == ["none"] else [_entry_point_name(n, "metrics") for n in names]
+    with_metrics = ("otlp_proto_http", "otlp_proto_grpc", "azure_monitor_opentelemetry_exporter")
+    return [
+        _entry_point_name(n, "metrics") if n.startswith("otlp") else n for n in trace_entry_points if n in with_metrics
+    ]
 
 
-def _build_nexus(options: Mapping[str, Any], forced: Optional[str], tracer_provider: Any) -> _Built:
-    _import("nexus", "urllib3", "PoolManager", "urllib3")  # the exporter would only warn and drop everything
-    cls = _import(
-        "nexus", "opentelemetry.exporter.nexus", "NexusSpanExporter", "urllib3"
-    )
-    if not options.get("api_key") and not os.environ.get("NEXUS_API_KEY", "").strip():
+def _check_required(entry_point: str, options: Mapping[str, Any]) -> None:
+    """Configuration without which an exporter would only drop spans: say so now, not at the first export."""
+    env = os.environ
+    if entry_point == "nexus" and not options.get("api_key") and not env.get("NEXUS_API_KEY", "").strip():
         raise ValueError(
             "the 'nexus' exporter needs an API key: set NEXUS_API_KEY or pass "
             "exporter_options={'nexus': {'api_key': 'nxs_...'}}"
         )
-    return _Built("nexus", cls(**options))
-
-
-def _build_console(options: Mapping[str, Any], forced: Optional[str], tracer_provider: Any) -> _Built:
-    from opentelemetry.sdk.trace.export import ConsoleSpanExporter
-
-    return _Built("console", ConsoleSpanExporter(**options))
-
-
-def _build_tree(options: Mapping[str, Any], forced: Optional[str], tracer_provider: Any) -> _Built:
-    from .exporters.tree import RunTreeSpanExporter
-
-    return _Built("agent_tree", RunTreeSpanExporter(**options), simple=True)
-
-
-_FACTORIES: dict[str, Callable[[Mapping[str, Any], Optional[str], Any], _Built]] = {
-    "nexus": _build_nexus,
-    "azure_monitor": _build_azure_monitor,
-    "otlp": _build_otlp,
-    "console": _build_console,
-    "agent_tree": _build_tree,
-}
-
-
-def _build_entry_point(name: str, options: Mapping[str, Any]) -> _Built:
-    from opentelemetry.util._importlib_metadata import entry_points
-
-    for entry_point in entry_points(group="opentelemetry_traces_exporter", name=name):
-        return _Built(name, entry_point.load()(**options))
-    known = ", ".join(EXPORTER_NAMES + tuple(sorted(_ALIASES)))
-    raise ValueError(f"unknown exporter {name!r}: use one of {known}, 'none', or an opentelemetry_traces_exporter name")
+    if (
+        entry_point == "azure_monitor_opentelemetry_exporter"
+        and not options.get("connection_string")
+        and not env.get("APPLICATIONINSIGHTS_CONNECTION_STRING", "").strip()
+    ):
+        raise ValueError(
+            "the 'azure_monitor' exporter needs a connection string: set APPLICATIONINSIGHTS_CONNECTION_STRING or "
+            "pass exporter_options={'azure_monitor': {'connection_string': ...}}"
+        )
 
 
 # ---- the handle ------------------------------------------------------------------------------------------
@@ -245,8 +195,9 @@ class TelemetryHandle:
     tracer_provider: "TracerProvider"
     meter_provider: Optional["MeterProvider"]
     exporters: tuple[str, ...]
+    metric_exporters: tuple[str, ...] = ()  #: entry point names of the metric exporters (OTEL_METRICS_EXPORTER)
     is_global: bool = False  #: whether these providers were installed as the global ones
-    instrumented: bool = False  #: whether this call instrumented the SDKs (False if they already were)
+    instrumented: bool = False  #: whether this call instrumented the SDKs
     shutdown_timeout_s: float = _DEFAULT_SHUTDOWN_TIMEOUT_S  #: used at interpreter exit
     _instrumentor: Any = field(default=None, repr=False)
     _span_exporters: tuple[Any, ...] = field(default=(), repr=False)
@@ -345,22 +296,6 @@ def _resource(service_name: Optional[str]) -> Any:
     return resource
 
 
-def _no_global_tracer_provider() -> bool:
-    from opentelemetry import trace
-
-    return isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
-
-
-def _no_global_meter_provider() -> bool:
-    from opentelemetry import metrics
-
-    try:
-        from opentelemetry.metrics._internal import _ProxyMeterProvider
-    except ImportError:  # pragma: no cover - private name moved
-        return type(metrics.get_meter_provider()).__name__ == "_ProxyMeterProvider"
-    return isinstance(metrics.get_meter_provider(), _ProxyMeterProvider)
-
-
 def configure_telemetry(
     exporters: Union[str, Sequence[str], None] = None,
     *,
@@ -390,47 +325,60 @@ def configure_telemetry(
             ``list_steps_on_completion``, ``max_open_runs``, ``run_idle_timeout``).
 
     Raises:
-        ImportError: a chosen exporter's optional dependency is missing (the message names the extra).
-        ValueError: an unknown exporter name, an unsupported OTLP protocol, or a missing connection string.
+        ImportError: a chosen exporter is not installed (the message names the extra).
+        ValueError: an unknown exporter name, an unsupported OTLP protocol, or a missing key / connection string.
+        RuntimeError: the SDKs are already instrumented (by an earlier call or ``opentelemetry-instrument``).
     """
-    names = resolve_exporter_names(exporters)
-    try:
-        from opentelemetry.sdk.metrics import MeterProvider
-        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
-        from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
-    except ImportError as error:
-        first = next((n for n in (_ALIASES.get(n, n) for n in names) if n in _EXTRAS), "")
-        raise _missing(first, "opentelemetry-sdk", error) from error
+    from . import AzureAgentInstrumentor
 
-    options = {_ALIASES.get(k, k): v for k, v in (exporter_options or {}).items()}
-    unknown_options = set(options) - set(EXPORTER_NAMES) - {_ALIASES.get(n, n) for n in names}
-    if unknown_options:
-        raise ValueError(f"exporter_options for unknown exporter(s): {', '.join(sorted(unknown_options))}")
+    if not instrument and instrument_kwargs:
+        raise TypeError(f"instrument=False takes no instrumentation options: {', '.join(sorted(instrument_kwargs))}")
+    if instrument and AzureAgentInstrumentor().is_instrumented_by_opentelemetry:
+        raise RuntimeError(
+            "configure_telemetry: the Azure AI Agents SDKs are already instrumented (by an earlier "
+            "configure_telemetry() whose handle is still open, or by opentelemetry-instrument), so this call's "
+            "exporters would receive no agent spans. Shut the earlier handle down first, configure the exporters "
+            "there (OTEL_TRACES_EXPORTER for opentelemetry-instrument), or pass instrument=False."
+        )
+    names = resolve_exporter_names(exporters)
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
+    entry_points = {name: _entry_point_name(name, "traces") for name in names}
+    options = {_ALIASES.get(k, k): dict(v) for k, v in (exporter_options or {}).items()}
+    unknown = set(options) - {_ALIASES.get(n, n) for n in [*EXPORTER_NAMES, *names]}
+    if unknown:
+        raise ValueError(f"exporter_options for unknown exporter(s): {', '.join(sorted(unknown))}")
+
+    def options_for(entry_point: str, name: str) -> dict[str, Any]:
+        return dict(options.get(_ALIASES.get(name, name), options.get(entry_point, {})))
+
+    span_classes = _load(list(entry_points.values()), "traces")
+    metric_names = _metric_names(list(entry_points.values()))
+    metric_classes = _load(metric_names, "metrics")
+    for name, entry_point in entry_points.items():
+        _check_required(entry_point, options_for(entry_point, name))
 
     resource = _resource(service_name)
     tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
-    built: list[_Built] = []
-    try:
-        for name in names:
-            canonical = _ALIASES.get(name, name)
-            factory = _FACTORIES.get(canonical)
-            kwargs = dict(options.get(canonical, {}))
-            if factory is None:
-                built.append(_build_entry_point(name, kwargs))
-            else:
-                built.append(factory(kwargs, _FORCED_PROTOCOL.get(name), tracer_provider))
-    except BaseException:
-        for item in built:  # do not leak sender threads of exporters already built
-            _quietly(item.span_exporter.shutdown)
-            if item.metric_exporter is not None:
-                _quietly(functools.partial(item.metric_exporter.shutdown, timeout_millis=0))
-        raise
-
-    for item in built:
-        processor = SimpleSpanProcessor if item.simple else BatchSpanProcessor
-        tracer_provider.add_span_processor(processor(item.span_exporter))
-    readers = [PeriodicExportingMetricReader(i.metric_exporter) for i in built if i.metric_exporter is not None]
+    span_exporters = []
+    for name, entry_point in entry_points.items():
+        kwargs = options_for(entry_point, name)
+        if entry_point == "azure_monitor_opentelemetry_exporter":
+            kwargs.setdefault("tracer_provider", tracer_provider)  # its resource (cloud role) comes from here
+        exporter = span_classes[entry_point](**kwargs)
+        span_exporters.append(exporter)
+        # The terminal tree prints each run as it ends; everything else is sent in batches off the app's threads.
+        processor = SimpleSpanProcessor if entry_point == "agent_tree" else BatchSpanProcessor
+        tracer_provider.add_span_processor(processor(exporter))
+    readers = []
+    for entry_point in metric_names:
+        # Only Azure Monitor takes the same options for its metrics (connection string, storage...).
+        kwargs = dict(options.get(entry_point, {})) if entry_point == "azure_monitor_opentelemetry_exporter" else {}
+        metric: Any = metric_classes[entry_point](**kwargs)
+        readers.append(metric if isinstance(metric, MetricReader) else PeriodicExportingMetricReader(metric))
     meter_provider = (
         MeterProvider(resource=resource, metric_readers=readers, shutdown_on_exit=False) if readers else None
     )
@@ -439,41 +387,32 @@ def configure_telemetry(
     if set_global:
         from opentelemetry import metrics, trace
 
-        if _no_global_tracer_provider():
+        if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
             trace.set_tracer_provider(tracer_provider)
             is_global = True
         else:
             _log.info("configure_telemetry: a global tracer provider is already set; leaving it in place")
-        if meter_provider is not None and _no_global_meter_provider():
+        if meter_provider is not None and type(metrics.get_meter_provider()).__name__ == "_ProxyMeterProvider":
             metrics.set_meter_provider(meter_provider)
 
     handle = TelemetryHandle(
         tracer_provider=tracer_provider,
         meter_provider=meter_provider,
-        exporters=tuple(item.name for item in built),
+        exporters=tuple(names),
+        metric_exporters=tuple(metric_names),
         is_global=is_global,
         shutdown_timeout_s=shutdown_timeout_s,
-        _span_exporters=tuple(item.span_exporter for item in built),
+        _span_exporters=tuple(span_exporters),
     )
     if instrument:
-        from . import AzureAgentInstrumentor
-
         instrumentor = AzureAgentInstrumentor()
-        if instrumentor.is_instrumented_by_opentelemetry:
-            _log.warning(
-                "configure_telemetry: the Azure AI Agents SDKs are already instrumented (e.g. by "
-                "opentelemetry-instrument); that instrumentation keeps its own providers"
-            )
-        else:
-            kwargs = dict(instrument_kwargs)
-            kwargs.setdefault("tracer_provider", tracer_provider)
-            if meter_provider is not None:
-                kwargs.setdefault("meter_provider", meter_provider)
-            instrumentor.instrument(capture_content=capture_content, **kwargs)
-            handle.instrumented = instrumentor.is_instrumented_by_opentelemetry
-            handle._instrumentor = instrumentor
-    elif instrument_kwargs:
-        raise TypeError(f"instrument=False takes no instrumentation options: {', '.join(sorted(instrument_kwargs))}")
+        kwargs = dict(instrument_kwargs)
+        kwargs.setdefault("tracer_provider", tracer_provider)
+        if meter_provider is not None:
+            kwargs.setdefault("meter_provider", meter_provider)
+        instrumentor.instrument(capture_content=capture_content, **kwargs)
+        handle.instrumented = instrumentor.is_instrumented_by_opentelemetry
+        handle._instrumentor = instrumentor
     atexit.register(handle._at_exit)
     return handle
 
