@@ -213,7 +213,7 @@ def test_uninstrument_restores_the_sdk(openai_client: Any) -> None:
 
     from opentelemetry.instrumentation.azure_ai_agents import AzureAgentInstrumentor
 
-    originals = {(c, m): c.__dict__[m] for c in (Responses, AsyncResponses) for m in ("create", "retrieve")}
+    originals = {(c, m): c.__dict__[m] for c in (Responses, AsyncResponses) for m in ("create", "retrieve", "cancel")}
     instrumentor = AzureAgentInstrumentor()
     instrumentor.instrument()
     assert all(c.__dict__[m] is not f for (c, m), f in originals.items())
@@ -234,3 +234,16 @@ def test_dependency_check_accepts_the_new_generation() -> None:
     assert AzureAgentInstrumentor()._check_dependency_conflicts() is None
     # What zero-code loading checks (the distribution's instruments / instruments-any extras).
     assert get_dist_dependency_conflicts(distribution("opentelemetry-instrumentation-azure-ai-agents")) is None
+
+
+def test_cancelled_background_response_is_not_an_error(instrument: Any, openai_client: Any) -> None:
+    telemetry = instrument()
+    response = openai_client.responses.create(
+        input="Long job", background=True, metadata={"polls_per_state": "100"}, extra_body=agent_ref("message")
+    )
+    cancelled = openai_client.responses.cancel(response.id)
+
+    assert cancelled.status == "cancelled"
+    (span,) = telemetry.run_spans()
+    assert span.status.status_code is StatusCode.UNSET and "error.type" not in attributes(span)
+    assert attributes(span)["gen_ai.thread.run.status"] == "cancelled"

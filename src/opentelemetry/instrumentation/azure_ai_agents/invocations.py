@@ -117,16 +117,19 @@ class Invocations:
                 },
             )
         model = kwargs.get("model")
-        invocation = Invocation(
+        return Invocation(
             span=span,
             context=trace.set_span_in_context(span),
             start_ns=start_ns,
             model=model if isinstance(model, str) else None,
             last_seen=time.monotonic(),
         )
+
+    def streaming(self, invocation: Invocation) -> None:
+        """The invocation goes on in a stream the app reads later: ended at shutdown if never finished."""
         with self._lock:
-            self._unregistered.add(invocation)
-        return invocation
+            if not invocation.finishing:
+                self._unregistered.add(invocation)
 
     def _links(self, given: Any) -> Optional[list[Link]]:
         """Links to the invocations whose function calls this request answers (``function_call_output`` items)."""
@@ -167,23 +170,28 @@ class Invocations:
                     evicted.append(self._release(self._open.popitem(last=False)[1]))
         for old in evicted:
             self._end_unfinished(old, "evicted")
+        if not terminal and not changed:
+            return  # a poll that shows nothing new costs nothing more
         span = invocation.span
+        snapshot: dict[str, Any] = {}
         if span.is_recording():
             snapshot = rattrs.response_attributes(response)
             if status is not None:
                 snapshot[attrs.RUN_STATUS] = status
-            span.set_attributes(snapshot)
-            if changed and (previous is not None or not terminal):
+            if changed and (previous is not None or not terminal):  # no event for a plain call's only status
                 event = {attrs.RUN_STATUS: status}
                 if previous:
                     event[attrs.PREVIOUS_STATUS] = previous
                 span.add_event(attrs.RUN_STATUS_CHANGED_EVENT, event)
         if not terminal:
+            if snapshot:
+                span.set_attributes(snapshot)
             return
         if response_id is None:
+            span.set_attributes(snapshot)
             self._end_unfinished(invocation, "no_response_id")
             return
-        self._finish(invocation, response, status)
+        self._finish(invocation, response, status, snapshot)
 
     def first_event(self, invocation: Invocation) -> None:
         """The first event of a streamed invocation arrived: ``gen_ai.response.time_to_first_chunk``, once."""
@@ -274,8 +282,9 @@ class Invocations:
         return len(self._open)
 
     # ---- internals -----------------------------------------------------------------------------------------
-    def _finish(self, invocation: Invocation, response: Any, status: Optional[str]) -> None:
-        """Tool spans, content, requested function calls, final status; then the span ends."""
+    def _finish(self, invocation: Invocation, response: Any, status: Optional[str], snapshot: dict[str, Any]) -> None:
+        """Tool spans, content, requested function calls, final status; then the span ends. ``snapshot`` holds
+        the response's attributes (empty when the span is not recorded); they are set here in one call."""
         end_ns = time.time_ns()
         span = invocation.span
         output = rattrs.get(response, "output")
@@ -292,9 +301,12 @@ class Invocations:
                 while len(self._requested) > MAX_REQUESTED_CALLS:
                     self._requested.popitem(last=False)
         error = rattrs.error_of(response, status)
-        if span.is_recording():
+        if snapshot:
             if calls:
-                span.set_attribute(rattrs.REQUIRED_TOOL_CALLS, len(calls))
+                snapshot[rattrs.REQUIRED_TOOL_CALLS] = len(calls)
+            if error:
+                snapshot[error_attributes.ERROR_TYPE] = error[0]
+            span.set_attributes(snapshot)
             for index, item in enumerate(items):
                 if rattrs.is_server_tool(item):
                     self._tool_span(invocation, index, item, end_ns)
@@ -304,11 +316,10 @@ class Invocations:
                     span, {gen_ai.GEN_AI_OUTPUT_MESSAGES: self._content.text("output.messages", messages)}
                 )
             if error:
-                span.set_attribute(error_attributes.ERROR_TYPE, error[0])
                 span.set_status(Status(StatusCode.ERROR, error[1] or error[0]))
-            usage = rattrs.response_attributes(response)
             invocation.usage = {
-                k: usage[k] for k in (gen_ai.GEN_AI_USAGE_INPUT_TOKENS, gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS) if k in usage
+                k: snapshot[k] for k in (gen_ai.GEN_AI_USAGE_INPUT_TOKENS, gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS)
+                if k in snapshot
             }
         if invocation.model is None:
             invocation.model = rattrs.text(response, "model")

@@ -3,8 +3,8 @@
 * ``responses.create`` with an agent reference opens an invocation (:class:`CreateResponse`); without one the
   call is not touched (the OpenAI instrumentations cover plain model calls). ``responses.stream(...)`` calls
   ``create(stream=True)`` itself, so it is covered by the same row.
-* ``responses.retrieve`` of an open background invocation is a poll (:class:`RetrieveResponse`); any other
-  retrieve is not touched.
+* ``responses.retrieve`` / ``responses.cancel`` of an open background invocation is a snapshot of it
+  (:class:`ObserveResponse`); any other retrieve or cancel is not touched.
 * A streamed result is handed back wrapped in a transparent proxy (:class:`ObservedStream` /
   :class:`AsyncObservedStream`) that reads each event on its way to the app.
 
@@ -44,12 +44,14 @@ class CreateResponse(Operation):
 
     def after(self, tracker: Any, instance: Any, call: Call, result: Any) -> Any:
         if _is_stream(result):
+            tracker.streaming(call.payload)
             return ObservedStream(result, _StreamObserver(tracker, call.payload))
         tracker.observe(call.payload, result)
         return result
 
     async def after_async(self, tracker: Any, instance: Any, call: Call, result: Any) -> Any:
         if _is_stream(result):
+            tracker.streaming(call.payload)
             return AsyncObservedStream(result, _StreamObserver(tracker, call.payload))
         tracker.observe(call.payload, result)
         return result
@@ -58,8 +60,9 @@ class CreateResponse(Operation):
         tracker.failed(call.payload, exc)
 
 
-class RetrieveResponse(Operation):
-    """``responses.retrieve``: a poll of an open background invocation (its span is current during the call)."""
+class ObserveResponse(Operation):
+    """``responses.retrieve`` / ``cancel``: a snapshot of an open background invocation (a poll); its span is
+    current during the call."""
 
     _response = Arg(0, "response_id")
 

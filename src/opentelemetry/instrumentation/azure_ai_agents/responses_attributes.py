@@ -33,11 +33,17 @@ CLIENT_SIDE_ITEMS = frozenset(
 
 
 def get(obj: Any, key: str) -> Any:
-    """``obj[key]`` for a mapping, ``obj.key`` for a model; None when absent or unreadable."""
+    """``obj.key`` for a model, ``obj[key]`` for a mapping; None when absent or unreadable. (Models first: this
+    runs a few dozen times per invocation, and ``isinstance(x, Mapping)`` is an ABC check.)"""
+    if obj is None:
+        return None
     try:
-        if isinstance(obj, Mapping):
+        if type(obj) is dict:
             return obj.get(key)
-        return getattr(obj, key, None)
+        value = getattr(obj, key, None)
+        if value is None and isinstance(obj, Mapping):
+            return obj.get(key)
+        return value
     except Exception:  # a broken model must not break us
         return None
 

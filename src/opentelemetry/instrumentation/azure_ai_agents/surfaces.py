@@ -20,7 +20,7 @@ from .operations import (
     ProcessRun,
     SubmitToolOutputs,
 )
-from .responses import CreateResponse, RetrieveResponse
+from .responses import CreateResponse, ObserveResponse
 from .steps import PagedStepLister, PageModelStepLister
 from .streaming import StreamClosed, StreamEvents, StreamRegistry, StreamRun, SubmitToolOutputsStream
 from .tool_execution import ExecuteFunction
@@ -112,7 +112,11 @@ def _responses(module: str) -> list[Surface]:
     return [
         Surface(module, cls, method, operation, sdk)
         for cls in ("Responses", "AsyncResponses")
-        for method, operation in (("create", CreateResponse()), ("retrieve", RetrieveResponse()))
+        for method, operation in (
+            ("create", CreateResponse()),
+            ("retrieve", ObserveResponse()),
+            ("cancel", ObserveResponse()),
+        )
     ]
 
 
