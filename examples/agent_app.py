@@ -126,10 +126,16 @@ def run_all(client: AgentsClient, emulated: bool) -> list[Any]:
 
 def main() -> None:
     """Runs the app with no telemetry code at all (see zero_code.md / the README's zero-code section)."""
+    import new_agents_app
+
     with ExitStack() as stack:
         client, emulated = make_client(stack)
         for run in run_all(client, emulated):
             print(f"run {run.id}: {run.status}")
+        if new_agents_app.installed():  # the new Foundry agents, side by side (azure-ai-projects >= 2)
+            project, emulated = new_agents_app.make_project(stack)
+            for response in new_agents_app.invoke_all(project, emulated):
+                print(f"response {response.id}: {response.status}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,6 @@
-"""Quickstart: three agent runs, each printed as one trace tree in your terminal.
+"""Quickstart: three agent runs, each printed as one trace tree in your terminal; with the new Foundry agents'
+SDK installed (azure-ai-projects >= 2, see requirements-foundry.txt), the same three jobs as new-agent invocations
+too, so a classic run and a new invocation can be compared side by side.
 
     python examples/quickstart.py
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 import os
 from contextlib import ExitStack
 
+import new_agents_app
 from agent_app import make_client, run_all
 
 from opentelemetry.instrumentation.azure_ai_agents.configure import configure_telemetry
@@ -37,6 +40,9 @@ def main() -> None:
     with configure_telemetry(exporters, service_name="agents-quickstart"), ExitStack() as stack:
         client, emulated = make_client(stack)
         run_all(client, emulated)
+        if new_agents_app.installed():
+            project, emulated = new_agents_app.make_project(stack)
+            new_agents_app.invoke_all(project, emulated)
 
 
 if __name__ == "__main__":

@@ -224,16 +224,22 @@ def test_uninstrument_restores_the_sdk(openai_client: Any) -> None:
     assert openai_client.responses.retrieve(background.id).status == "in_progress"
 
 
-def test_dependency_check_accepts_the_new_generation() -> None:
+def test_dependency_check_accepts_the_new_generation_alone() -> None:
     from importlib.metadata import distribution
 
-    from opentelemetry.instrumentation.dependencies import get_dist_dependency_conflicts
+    from opentelemetry.instrumentation.dependencies import get_dependency_conflicts, get_dist_dependency_conflicts
 
     from opentelemetry.instrumentation.azure_ai_agents import AzureAgentInstrumentor
+    from opentelemetry.instrumentation.azure_ai_agents.package import _instruments_any
 
     assert AzureAgentInstrumentor()._check_dependency_conflicts() is None
-    # What zero-code loading checks (the distribution's instruments / instruments-any extras).
-    assert get_dist_dependency_conflicts(distribution("opentelemetry-instrumentation-azure-ai-agents")) is None
+    # azure-ai-agents is installed here too (the examples show both): the new generation must suffice alone.
+    new = [r for r in _instruments_any if r.replace(" ", "").startswith("azure-ai-projects>=2")]
+    assert new and get_dependency_conflicts([], new) is None
+    # What zero-code loading reads: the distribution's instruments-any extra names the new generation.
+    dist = distribution("opentelemetry-instrumentation-azure-ai-agents")
+    assert any("azure-ai-projects>=2" in r.replace(" ", "") and "instruments-any" in r for r in dist.requires or [])
+    assert get_dist_dependency_conflicts(dist) is None
 
 
 def test_cancelled_background_response_is_not_an_error(instrument: Any, openai_client: Any) -> None:
