@@ -252,4 +252,4 @@ def test_cancelled_background_response_is_not_an_error(instrument: Any, openai_c
     assert cancelled.status == "cancelled"
     (span,) = telemetry.run_spans()
     assert span.status.status_code is StatusCode.UNSET and "error.type" not in attributes(span)
-    assert attributes(span)["gen_ai.thread.run.status"] == "cancelled"
+    assert attributes(span)["azure.ai.agents.run.status"] == "cancelled"

@@ -60,6 +60,8 @@ SYSTEM_ATTRIBUTE: Final = _gen_ai.GEN_AI_SYSTEM
 AGENT_ID: Final = _gen_ai.GEN_AI_AGENT_ID
 AGENT_NAME: Final = _gen_ai.GEN_AI_AGENT_NAME
 AGENT_DESCRIPTION: Final = _gen_ai.GEN_AI_AGENT_DESCRIPTION
+#: The new Foundry agents' version (in the package's constants since semantic-conventions 0.59b0).
+AGENT_VERSION: Final[str] = getattr(_gen_ai, "GEN_AI_AGENT_VERSION", "gen_ai.agent.version")
 CONVERSATION_ID: Final = _gen_ai.GEN_AI_CONVERSATION_ID
 REQUEST_MODEL: Final = _gen_ai.GEN_AI_REQUEST_MODEL
 REQUEST_TEMPERATURE: Final = _gen_ai.GEN_AI_REQUEST_TEMPERATURE
@@ -116,6 +118,8 @@ STEP_TYPE: Final = "azure.ai.agents.run_step.type"
 STEP_STATUS: Final = "azure.ai.agents.run_step.status"
 TOOL_RAW_TYPE: Final = "azure.ai.agents.tool.type"
 MCP_SERVER_LABEL: Final = "azure.ai.agents.mcp.server_label"
+#: A new Foundry agent's server-side tool item status (``completed``, ``failed``, ``incomplete``, ...).
+TOOL_STATUS: Final = "azure.ai.agents.tool.status"
 #: A connected-agent tool call's sub-run (its agent is ``gen_ai.agent.id`` on the tool span).
 CONNECTED_RUN_ID: Final = "azure.ai.agents.connected_agent.run.id"
 CONNECTED_THREAD_ID: Final = "azure.ai.agents.connected_agent.thread.id"

@@ -15,11 +15,10 @@ from typing import Any, Iterable, Optional
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 
 from . import attributes as attrs
+from . import conventions as conv
 
-#: gen_ai.agent.version (in the conventions' module since semantic-conventions 0.59b0).
-AGENT_VERSION: str = getattr(gen_ai, "GEN_AI_AGENT_VERSION", "gen_ai.agent.version")
-#: The status of a server-side tool item (``completed``, ``failed``, ``incomplete``, ...); no convention exists.
-TOOL_STATUS = "azure.ai.agents.tool.status"
+AGENT_VERSION = conv.AGENT_VERSION
+TOOL_STATUS = conv.TOOL_STATUS
 #: Function calls a response asks the app to answer (``function_call`` output items); the classic name.
 REQUIRED_TOOL_CALLS = attrs.REQUIRED_TOOL_CALLS
 
