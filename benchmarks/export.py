@@ -1,35 +1,39 @@
-"""Export throughput to local servers: the Nexus exporter beside OTLP/HTTP (and Application Insights).
+"""Delivery at real round trips: the Nexus exporter beside the OTLP/HTTP exporter, on the same load.
 
 The spans are REAL run traces: a few function-call runs are driven through the instrumented SDK (in-process
-transport) and captured once; they are then cloned under fresh trace and span ids, so every exporter sends the
-same N traces (run span + 2 step spans + 1 tool span each, children before their root as a span processor
-delivers them).
+transport) and captured once; they are cloned under fresh trace and span ids (run span, two step spans, one
+tool span each, in the order a span processor receives them: children first).
 
-* Nexus: ``NexusSpanExporter`` -> ``emulator.nexus_server.NexusServer`` (validating like the real Worker).
-  Its ``export()`` only buffers and queues; background workers (4 by default, one trace each at a time) post
-  one trace then each span (the Nexus API has no batch route), so throughput is bounded by round trips, four
-  at a time. Time: from the first ``export()`` to ``force_flush()`` returning with every trace delivered.
-* OTLP/HTTP: ``OTLPSpanExporter`` -> ``emulator.otlp_server.OtlpHttpReceiver`` in batches of 512 spans (what
-  ``BatchSpanProcessor`` sends).
-* Application Insights: ``AzureMonitorTraceExporter`` -> ``emulator.appinsights_server.AppInsightsReceiver``,
-  batches of 512 (optional: skipped when azure-monitor-opentelemetry-exporter is missing).
+The pipeline is the standard one: four app threads hand the spans to the SDK's ``BatchSpanProcessor`` (SDK
+defaults: 5 s schedule delay, batches of 512 spans; queue raised to 16,384 spans so that bursts measure the
+exporter, not the SDK queue), which calls the exporter's ``export()`` on its own thread. The receivers
+(``tests.fakes``) run in a child process and answer every request after ``latency`` seconds, like a backend
+across a network: Nexus (one POST per trace and per span: a run costs 5 requests, 4 of them in sequence) and
+OTLP/HTTP (one POST per batch).
+
+Loads: *steady* (``rate`` traces/s for ``seconds``) and *bursty* (``burst`` traces at once). Per run: traces
+delivered whole, traces/s (delivered / time from the first span handed over to the last trace visible), and
+time-to-visible per trace (from its run span's end in the app to its last span stored by the receiver).
 """
 
 from __future__ import annotations
 
 import multiprocessing
-import os
 import random
+import threading
 import time
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Sequence
 
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanContext, TraceFlags
 
-BATCH = 512
+import common
+
 _ACTIVE = ("queued", "in_progress", "requires_action", "cancelling")
+APP_THREADS = 4
+QUEUE_SIZE = 16_384
 
 
 def template_traces(count: int = 8) -> list[list[ReadableSpan]]:
@@ -107,20 +111,6 @@ def clone_traces(templates: Sequence[Sequence[ReadableSpan]], n: int, seed: int 
     return out
 
 
-def _result(name: str, traces: int, spans: int, delivered: int, requests: int, seconds: float, **extra: Any) -> dict[str, Any]:
-    return {
-        "exporter": name,
-        "traces": traces,
-        "spans": spans,
-        "spans_delivered": delivered,
-        "requests": requests,
-        "requests_per_trace": round(requests / traces, 3) if traces else None,
-        "seconds": round(seconds, 3),
-        "spans_per_second": round(delivered / seconds) if seconds > 0 else None,
-        **extra,
-    }
-
-
 class ServerProcess:
     """Runs a local server in a child process, so that it does not share this process's GIL and core with the
     exporter under test (a real backend is another machine). ``describe(server)`` and ``report(server)`` run in
@@ -183,166 +173,159 @@ class _InProcess:
         self._server.__exit__(*exc)
 
 
-def _with_delay(server: Any, delay: float) -> Any:
-    server.delay = delay
+def _nexus_server(latency: float) -> Any:
+    """A Nexus emulator that also notes when each Nexus trace got its last span."""
+    from tests.fakes.nexus_server import CREATE_SPAN, NexusServer
+
+    server = NexusServer(plan="pro", monthly_limit=10**9)
+    server.delay = latency
+    server.last_span_at = {}
+    record = server._record
+
+    def timed(entry: Any) -> None:
+        record(entry)
+        if entry.route == CREATE_SPAN and entry.status == 201:
+            server.last_span_at[entry.path.split("/")[4]] = time.monotonic()
+
+    server._record = timed
     return server
 
 
-def _nexus_server(delay: float = 0.0) -> Any:
-    from tests.fakes.nexus_server import NexusServer
-
-    return _with_delay(NexusServer(plan="pro"), delay)
-
-
-def _nexus_report(server: Any) -> dict[str, int]:
-    stored = server.traces
-    return {
-        "requests": server.request_count,
-        "traces": len(stored),
-        "spans": sum(len(t.get("spans") or ()) for t in stored),
-        "rejected": server.rejected_count,
-    }
+def _nexus_report(server: Any) -> dict[str, Any]:
+    """OTel trace id -> when the trace was whole in Nexus (its last span stored)."""
+    visible = {}
+    for trace in server.traces:
+        at = server.last_span_at.get(trace["id"])
+        if at is not None and trace["metadata"].get("span_count") == len(trace["spans"]):
+            visible[trace["metadata"]["otel_trace_id"]] = at
+    return {"visible": visible, "requests": server.request_count, "rejected": server.rejected_count}
 
 
-def _otlp_server(delay: float = 0.0) -> Any:
+def _otlp_server(latency: float) -> Any:
     from tests.fakes.otlp_server import OtlpHttpReceiver
 
-    return _with_delay(OtlpHttpReceiver(), delay)
+    server = OtlpHttpReceiver()
+    server.delay = latency
+    server.spans_at = {}
+    store = server._store
+
+    def timed(record: Any, signal: str = "", message: Any = None) -> None:
+        store(record, signal, message)
+        if message is not None and signal == "traces":
+            now = time.monotonic()
+            for resource in message.resource_spans:
+                for scope in resource.scope_spans:
+                    for span in scope.spans:
+                        key = span.trace_id.hex()
+                        count, _ = server.spans_at.get(key, (0, 0.0))
+                        server.spans_at[key] = (count + 1, now)
+
+    server._store = timed
+    return server
 
 
-def _otlp_report(server: Any) -> dict[str, int]:
-    return {"requests": len(server.requests), "spans": len(server.spans)}
+def _otlp_report(server: Any) -> dict[str, Any]:
+    return {"spans_at": dict(server.spans_at), "requests": len(server.requests), "rejected": 0}
 
 
-def _appinsights_server(delay: float = 0.0) -> Any:
-    from tests.fakes.appinsights_server import AppInsightsReceiver
+def _exporter(name: str, address: Any) -> Any:
+    if name == "nexus":
+        from opentelemetry.exporter.nexus import NexusSpanExporter
 
-    return _with_delay(AppInsightsReceiver(), delay)
-
-
-def _appinsights_report(server: Any) -> dict[str, int]:
-    return {"requests": len(server.requests), "spans": len(server.dependencies())}
-
-
-def _host(separate_process: bool) -> type:
-    return ServerProcess if separate_process else _InProcess
-
-
-def nexus(traces: list[list[ReadableSpan]], delay: float = 0.0, separate_process: bool = True) -> dict[str, Any]:
-    from opentelemetry.exporter.nexus import NexusSpanExporter
-
-    total = sum(len(t) for t in traces)
-    host = _host(separate_process)(lambda: _nexus_server(delay), lambda s: (s.url, s.api_key), _nexus_report)
-    with host as (url, api_key):
-        exporter = NexusSpanExporter(
-            api_key=api_key,
-            endpoint=url,
-            max_queue_size=len(traces) + 16,  # the benchmark produces faster than any backend absorbs
-            export_timeout=120.0,
-        )
-        try:
-            app_thread_ns = 0
-            started = time.perf_counter()
-            for spans in traces:
-                t0 = time.perf_counter_ns()
-                exporter.export(spans)
-                app_thread_ns += time.perf_counter_ns() - t0
-            flushed = exporter.force_flush(timeout_millis=300_000)
-            seconds = time.perf_counter() - started
-            stats = exporter.stats
-        finally:
-            exporter.shutdown()
-        server = host.report()
-    return _result(
-        "nexus",
-        len(traces),
-        total,
-        server["spans"],
-        server["requests"],
-        seconds,
-        server_latency_ms=delay * 1000,
-        flushed=flushed,
-        nexus_traces=server["traces"],
-        rejected=server["rejected"],
-        export_call_us_per_span=round(app_thread_ns / total / 1000, 2),
-        dropped=sum(v for k, v in stats.items() if "dropped" in k or "failed" in k),
-    )
-
-
-def _batches(traces: list[list[ReadableSpan]]) -> list[list[ReadableSpan]]:
-    flat = [s for t in traces for s in t]
-    return [flat[i : i + BATCH] for i in range(0, len(flat), BATCH)]
-
-
-def _batch_export(name: str, exporter_factory: Callable[[str], Any], host: Any, traces: list[list[ReadableSpan]], delay: float) -> dict[str, Any]:
-    from opentelemetry.sdk.trace.export import SpanExportResult
-
-    total = sum(len(t) for t in traces)
-    with host as address:
-        exporter = exporter_factory(address)
-        try:
-            started = time.perf_counter()
-            results = [exporter.export(batch) for batch in _batches(traces)]
-            seconds = time.perf_counter() - started
-        finally:
-            exporter.shutdown()
-        server = host.report()
-    ok = all(r is SpanExportResult.SUCCESS for r in results)
-    return _result(name, len(traces), total, server["spans"], server["requests"], seconds, server_latency_ms=delay * 1000, ok=ok)
-
-
-def otlp_http(traces: list[list[ReadableSpan]], delay: float = 0.0, separate_process: bool = True) -> dict[str, Any]:
+        url, key = address
+        return NexusSpanExporter(api_key=key, endpoint=url)
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    host = _host(separate_process)(lambda: _otlp_server(delay), lambda s: s.traces_endpoint, _otlp_report)
-    return _batch_export("otlp_http", lambda endpoint: OTLPSpanExporter(endpoint=endpoint), host, traces, delay)
+    return OTLPSpanExporter(endpoint=address)
 
 
-def appinsights(traces: list[list[ReadableSpan]], delay: float = 0.0, separate_process: bool = True) -> Optional[dict[str, Any]]:
-    for name in (
-        "APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED",
-        "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL",
-        "APPLICATIONINSIGHTS_SDKSTATS_DISABLED",
-    ):
-        os.environ.setdefault(name, "true")
-    try:
-        from azure.monitor.opentelemetry.exporter import AzureMonitorTraceExporter
-    except ImportError:
-        return None
+def deliver(name: str, traces: list[list[ReadableSpan]], latency: float, rate: float = 0.0) -> dict[str, Any]:
+    """Hand ``traces`` to a BatchSpanProcessor from 4 app threads (at ``rate`` traces/s in all, or at once),
+    wait until the receiver holds them all (or the SDK's flush is done), and measure."""
+    if name == "nexus":
+        host = ServerProcess(lambda: _nexus_server(latency), lambda s: (s.url, s.api_key), _nexus_report)
+    else:
+        host = ServerProcess(lambda: _otlp_server(latency), lambda s: s.traces_endpoint, _otlp_report)
+    ended: dict[str, float] = {}
+    with host as address:
+        exporter = _exporter(name, address)
+        processor = BatchSpanProcessor(exporter, max_queue_size=QUEUE_SIZE)
+        started = time.monotonic()
 
-    def factory(connection_string: str) -> Any:
-        return AzureMonitorTraceExporter(
-            connection_string=connection_string, disable_offline_storage=True, tracer_provider=TracerProvider()
-        )
+        def app(share: list[list[ReadableSpan]], offset: int) -> None:
+            for index, spans in enumerate(share):
+                if rate:
+                    due = started + (offset + index * APP_THREADS) / rate
+                    time.sleep(max(0.0, due - time.monotonic()))
+                for span in spans:
+                    processor.on_end(span)
+                ended[f"{spans[-1].context.trace_id:032x}"] = time.monotonic()
 
-    host = _host(separate_process)(lambda: _appinsights_server(delay), lambda s: s.connection_string, _appinsights_report)
-    return _batch_export("appinsights", factory, host, traces, delay)
-
-
-def run(n_traces: int = 600, latency_traces: int = 30, latency: float = 0.010, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Every exporter on localhost (servers in a child process), then with ``latency`` added by the server to
-    every response (a remote backend), where the number of sequential requests per trace dominates."""
-    templates = template_traces()
-    traces = clone_traces(templates, n_traces)
-    slow_traces = clone_traces(templates, latency_traces, seed=2)
-    out: dict[str, Any] = {
-        "traces": n_traces,
-        "spans_per_trace": sum(len(t) for t in traces) / len(traces),
-        "results": [],
+        threads = [
+            threading.Thread(target=app, args=(traces[n::APP_THREADS], n)) for n in range(APP_THREADS)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        # The SDK exports on its schedule; wait for everything (no flush: that would hide the schedule delay).
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and _visible(name, host.report(), traces) < len(traces):
+            time.sleep(0.25)
+        processor.shutdown()
+        report = host.report()
+    visible = _visible_at(name, report, traces)
+    ttv = sorted(visible[t] - ended[t] for t in visible if t in ended)
+    last = max(visible.values(), default=started)
+    stats = getattr(exporter, "stats", {})
+    return {
+        "exporter": name,
+        "latency_ms": round(latency * 1000),
+        "load": f"steady {rate:g}/s" if rate else f"burst {len(traces)}",
+        "traces": len(traces),
+        "delivered": len(visible),
+        "dropped": len(traces) - len(visible),
+        "traces_per_second": round(len(visible) / (last - started), 1) if visible else 0.0,
+        "ttv_p50_s": round(common.quantile(ttv, 0.5), 2) if ttv else None,
+        "ttv_p95_s": round(common.quantile(ttv, 0.95), 2) if ttv else None,
+        "requests": report["requests"],
+        "rejected": report["rejected"],
+        "exporter_drops": {k: v for k, v in stats.items() if k.startswith("spans_dropped")},
     }
-    plan = [
-        ("nexus", nexus, traces, 0.0),
-        ("otlp_http", otlp_http, traces, 0.0),
-        ("appinsights", appinsights, traces, 0.0),
-        ("nexus", nexus, slow_traces, latency),
-        ("otlp_http", otlp_http, slow_traces, latency),
-    ]
-    for name, bench, batch, delay in plan:
-        try:
-            result = bench(batch, delay)
-        except Exception as error:  # one exporter missing or broken must not hide the others
-            result = {"exporter": name, "server_latency_ms": delay * 1000, "error": f"{type(error).__name__}: {error}"}
-        if result is not None:
-            out["results"].append(result)
-            log(f"  export: {name} (+{delay * 1000:.0f} ms) done")
+
+
+def _visible_at(name: str, report: dict[str, Any], traces: list[list[ReadableSpan]]) -> dict[str, float]:
+    if name == "nexus":
+        return dict(report["visible"])
+    sizes = {f"{t[-1].context.trace_id:032x}": len(t) for t in traces}
+    return {k: at for k, (count, at) in report["spans_at"].items() if count >= sizes.get(k, 1)}
+
+
+def _visible(name: str, report: dict[str, Any], traces: list[list[ReadableSpan]]) -> int:
+    return len(_visible_at(name, report, traces))
+
+
+def run(
+    latencies: Sequence[float] = (0.05, 0.1),
+    rate: float = 20.0,
+    seconds: float = 10.0,
+    burst: int = 1000,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Each exporter, each latency, steady then bursty load."""
+    templates = template_traces()
+    out: dict[str, Any] = {"spans_per_trace": 4, "app_threads": APP_THREADS, "results": []}
+    seed = 1
+    for latency in latencies:
+        for load in ("steady", "burst"):
+            for name in ("nexus", "otlp_http"):
+                seed += 1
+                n = int(rate * seconds) if load == "steady" else burst
+                traces = clone_traces(templates, n, seed=seed)
+                try:
+                    result = deliver(name, traces, latency, rate if load == "steady" else 0.0)
+                except Exception as error:  # one exporter broken must not hide the others
+                    result = {"exporter": name, "latency_ms": round(latency * 1000), "error": repr(error)}
+                out["results"].append(result)
+                log(f"  export: {name} {load} at {latency * 1000:.0f} ms done")
     return out

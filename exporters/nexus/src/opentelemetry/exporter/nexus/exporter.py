@@ -60,7 +60,7 @@ class NexusSpanExporter(SpanExporter):
         export_timeout: how long one :meth:`export` may take, retries included (``NEXUS_EXPORT_TIMEOUT``, 10 s).
         connect_timeout / read_timeout: per HTTP attempt (``NEXUS_CONNECT_TIMEOUT`` 5 s, ``NEXUS_READ_TIMEOUT`` 10 s).
         max_concurrent_requests: requests in flight at once, and the connection pool's size
-            (``NEXUS_MAX_CONCURRENT_REQUESTS``, 32). Each span is one request and a child needs its parent's
+            (``NEXUS_MAX_CONCURRENT_REQUESTS``, 64). Each span is one request and a child needs its parent's
             id, so throughput comes from many runs and sibling spans in flight together.
         max_trace_age: spans whose parent has not ended after this long (``NEXUS_MAX_TRACE_AGE``, 900 s) are
             sent as an incomplete trace (status ``timeout``) if they hold GenAI data, else discarded.
@@ -121,7 +121,7 @@ class NexusSpanExporter(SpanExporter):
         elif not _KEY_SHAPE.match(key):
             _logger.warning("NEXUS_API_KEY does not look like a Nexus key (nxs_ followed by 64 hex digits)")
         if problem is None:
-            concurrency = max_concurrent_requests or _env_int("NEXUS_MAX_CONCURRENT_REQUESTS", 32)
+            concurrency = max_concurrent_requests or _env_int("NEXUS_MAX_CONCURRENT_REQUESTS", 64)
             concurrency = max(1, min(_MAX_CONCURRENCY, concurrency))
             client = NexusClient(
                 self.endpoint,
