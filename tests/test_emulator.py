@@ -585,17 +585,29 @@ def test_emulator_addresses_and_reset(emulator: AgentsEmulator, client: Any) -> 
     assert emulator.requests == []
 
 
-def test_module_main_serves_and_prints_endpoint() -> None:
+def test_module_main_serves_https_and_prints_the_environment(tmp_path: Any) -> None:
+    """``python -m azure_ai_agents_emulator`` prints the app's environment, then serves it over HTTPS."""
+    import json as _json
+    import ssl
+    import urllib.request
+
     proc = subprocess.Popen(
-        [sys.executable, "-m", "azure_ai_agents_emulator", "--port", "0"],
+        [sys.executable, "-m", "azure_ai_agents_emulator", "--port", "0", "--json", "--cert-dir", str(tmp_path)],
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
         assert proc.stdout is not None
-        first = proc.stdout.readline()
-        second = proc.stdout.readline()
-        assert "listening on http://127.0.0.1:" in first and "/api/projects/emulated" in second
+        env = _json.loads(proc.stdout.readline())
+        assert env["PROJECT_ENDPOINT"].startswith("https://127.0.0.1:") and env["PROJECT_ENDPOINT"].endswith(
+            "/api/projects/emulated"
+        )
+        assert env["SSL_CERT_FILE"] == env["REQUESTS_CA_BUNDLE"] == str(tmp_path / "ca-bundle.pem")
+        context = ssl.create_default_context(cafile=env["SSL_CERT_FILE"])
+        token_url = env["IDENTITY_ENDPOINT"] + "?api-version=2019-08-01&resource=https://ai.azure.com"
+        request = urllib.request.Request(token_url, headers={"X-IDENTITY-HEADER": env["IDENTITY_HEADER"]})
+        with urllib.request.urlopen(request, context=context, timeout=10) as answer:
+            assert _json.loads(answer.read())["token_type"] == "Bearer"
     finally:
         proc.terminate()
         proc.wait(timeout=10)

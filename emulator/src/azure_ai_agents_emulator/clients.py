@@ -3,7 +3,8 @@
 Each factory takes an :class:`AgentsEmulator` (HTTP) or, with ``in_process=True``, an emulator or a
 bare :class:`AgentsService` (no sockets). Extra keyword arguments go to the client constructor
 (e.g. ``retry_total=0`` to make injected 5xx faults fail fast). azure-core refuses bearer tokens
-over plain http, so the clients get an authentication policy that sets a fixed token instead.
+over plain http, so the clients get an authentication policy that sets a fixed token instead. Clients of an
+HTTPS emulator (``tls=True``) trust its CA (``connection_verify``).
 """
 
 from __future__ import annotations
@@ -92,6 +93,9 @@ def _service(target: Target) -> AgentsService:
 
 def _kwargs(target: Target, transport: Any, in_process: bool, is_async: bool, extra: dict[str, Any]) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"authentication_policy": auth_policy(), **extra}
+    certificate = getattr(target, "certificate", None)
+    if certificate is not None and getattr(target, "tls", False) and not in_process:
+        kwargs.setdefault("connection_verify", str(certificate.ca_file))
     if transport is None and (in_process or _is_service(target)):
         from . import transport as _transport
 

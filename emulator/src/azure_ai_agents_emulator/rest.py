@@ -2,10 +2,15 @@
 
 :class:`RestFrontend` answers one request (:meth:`RestFrontend.handle`): it strips either API generation's
 prefix (``/api/projects/{p}/...`` or the legacy ``/agents/v1.0/subscriptions/...``), finds the route and its
-operation in :data:`_ROUTES`, applies the fault rules set by :meth:`RestFrontend.fail_next`, parses the JSON
-body, calls the service's ``_op_<operation>(params, query, body)`` and serialises the result (passing it
-through ``response_hook`` first), or the :class:`ServiceError` it raised. Also here: list pagination
-(:func:`page`) and the shapes of message content (:func:`text_content`).
+operation in :data:`_ROUTES` (then in the service's ``extra_routes``), applies the fault rules set by
+:meth:`RestFrontend.fail_next`, parses the JSON (or multipart) body, calls the service's
+``_op_<operation>(params, query, body)`` and serialises the result (passing it through ``response_hook``
+first), or the :class:`ServiceError` it raised. Also here: list pagination
+(:func:`page`), the shapes of message content (:func:`text_content`) and multipart form bodies.
+
+A route is a row ``(method, path pattern, response kind, operation name)``. A module adding endpoints
+keeps its own rows (a ``ROUTES`` tuple) and its ``_op_*`` methods in a mixin, and the service lists the
+rows in ``extra_routes``: nothing here changes.
 """
 
 from __future__ import annotations
@@ -16,11 +21,25 @@ import json
 import re
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Optional, Union
+from email.parser import BytesParser
+from email.policy import HTTP
+from typing import Any, Callable, Iterator, Mapping, Optional, Union
 
-__all__ = ["Response", "ResponseHook", "RestFrontend", "ServiceError", "page", "text_content", "to_int"]
+__all__ = [
+    "FormFile",
+    "Response",
+    "ResponseHook",
+    "RestFrontend",
+    "Route",
+    "ServiceError",
+    "page",
+    "text_content",
+    "to_int",
+]
 
 ResponseHook = Callable[[str, str, Any], Any]
+#: (method, route pattern, response kind, operation name)
+Route = tuple[str, str, str, str]
 
 _PREFIX = re.compile(
     r"^(?:/api/projects/[^/]+"
@@ -30,7 +49,7 @@ _PREFIX = re.compile(
 )
 
 # (method, route pattern, response kind, operation name)
-_ROUTES: tuple[tuple[str, str, str, str], ...] = (
+_ROUTES: tuple[Route, ...] = (
     ("POST", r"/assistants", "agent", "create_agent"),
     ("GET", r"/assistants", "agent_list", "list_agents"),
     ("GET", r"/assistants/(?P<agent_id>[^/]+)", "agent", "get_agent"),
@@ -66,12 +85,12 @@ _ROUTES: tuple[tuple[str, str, str, str], ...] = (
 )
 
 
-@functools.lru_cache(maxsize=1)
-def _compiled() -> tuple[tuple[str, re.Pattern[str], str, str], ...]:
-    """The route table, with the new Foundry agents' routes (``foundry.py``, which imports this module)."""
-    from . import foundry
+@functools.lru_cache(maxsize=32)
+def _compile(routes: tuple[Route, ...]) -> tuple[tuple[str, re.Pattern[str], str, str], ...]:
+    return tuple((m, re.compile(p + r"/?$"), k, op) for m, p, k, op in routes)
 
-    return tuple((m, re.compile(p + r"/?$"), k, op) for m, p, k, op in _ROUTES + foundry.ROUTES)
+
+_COMPILED = _compile(_ROUTES)
 
 
 @dataclass
@@ -91,6 +110,36 @@ class Response:
         """The decoded JSON body (not for streams)."""
         assert isinstance(self.body, (bytes, bytearray)), "streaming response"
         return json.loads(self.body)
+
+
+@dataclass
+class FormFile:
+    """A file part of a ``multipart/form-data`` body."""
+
+    filename: str
+    content: bytes
+    content_type: str
+
+
+def parse_form(body: bytes, content_type: str) -> dict[str, Any]:
+    """The fields of a ``multipart/form-data`` body: str values, or :class:`FormFile` for file parts."""
+    head = b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n"
+    message = BytesParser(policy=HTTP).parsebytes(head + body)
+    fields: dict[str, Any] = {}
+    for part in message.iter_parts() if message.is_multipart() else ():
+        name = part.get_param("name", header="content-disposition")
+        if not isinstance(name, str):
+            continue
+        payload = part.get_payload(decode=True)
+        content = payload if isinstance(payload, bytes) else b""
+        filename = part.get_filename()
+        try:
+            fields[name] = content.decode("utf-8") if filename is None else None
+        except UnicodeDecodeError:
+            pass
+        if fields.get(name) is None:  # a file part, or binary content sent without a file name
+            fields[name] = FormFile(filename or "", content, part.get_content_type())
+    return fields
 
 
 class ServiceError(Exception):
@@ -181,6 +230,11 @@ class RestFrontend:
     payload, or a :class:`Response` (streams), or raises :class:`ServiceError`.
     """
 
+    #: More routes (rows like :data:`_ROUTES`), tried after the Agents routes; set by the service class.
+    extra_routes: tuple[Route, ...] = ()
+    #: The headers of the request being handled (lower-case names); empty for calls without headers.
+    request_headers: dict[str, str] = {}
+
     # state kept (and reset) by AgentsService
     _lock: threading.RLock
     requests: list[tuple[str, str]]
@@ -208,10 +262,16 @@ class RestFrontend:
             self._fail_rules.append(FailRule(route_kind, status, body, dict(headers or {}), count))
 
     def handle(
-        self, method: str, path: str, query: Optional[dict[str, str]] = None, body: Optional[bytes] = None
+        self,
+        method: str,
+        path: str,
+        query: Optional[dict[str, str]] = None,
+        body: Optional[bytes] = None,
+        headers: Optional[Mapping[str, str]] = None,
     ) -> Response:
         """Answer one REST request."""
         method = method.upper()
+        lowered = {k.lower(): v for k, v in (headers or {}).items()}
         path = path.split("?", 1)[0]
         query = dict(query or {})
         with self._lock:
@@ -223,11 +283,16 @@ class RestFrontend:
                     raise ServiceError(404, "NotFound", f"No route for {method} {path}")
                 kind, op, params = route
                 self.operations.append(op)
-                failure = self._take_failure(method, kind, op)
+                failure = self._take_failure(method, kind, op) if kind != "control" else None
                 if failure is not None:
                     return failure
-                payload = self._parse_body(body)
-                result = getattr(self, "_op_" + op)(params, query, payload)
+                payload = self._parse_body(body, lowered.get("content-type", ""))
+                self.request_headers = lowered
+                try:
+                    self._authorize(kind)
+                    result = getattr(self, "_op_" + op)(params, query, payload)
+                finally:
+                    self.request_headers = {}
                 if isinstance(result, Response):
                     return result
                 return self._json(200, self._hook(method, kind, result))
@@ -236,13 +301,16 @@ class RestFrontend:
             except Exception as err:  # noqa: BLE001 - a bug or a failing hook must not kill the server
                 return self._json(500, _error_body("InternalServerError", f"{type(err).__name__}: {err}"))
 
+    def _authorize(self, kind: str) -> None:
+        """Raise :class:`ServiceError` (401) for a request that may not proceed; the identity part checks."""
+
     # ------------------------------------------------------------------ plumbing
 
-    @staticmethod
-    def _route(method: str, path: str) -> Optional[tuple[str, str, dict[str, str]]]:
+    @classmethod
+    def _route(cls, method: str, path: str) -> Optional[tuple[str, str, dict[str, str]]]:
         match = _PREFIX.match(path)
         route = match.group("route") if match else path
-        for m, pattern, kind, op in _compiled():
+        for m, pattern, kind, op in _COMPILED + _compile(cls.extra_routes):
             found = pattern.match(route)
             if m == method and found:
                 return kind, op, found.groupdict()
@@ -261,9 +329,11 @@ class RestFrontend:
         return None
 
     @staticmethod
-    def _parse_body(body: Optional[bytes]) -> dict[str, Any]:
+    def _parse_body(body: Optional[bytes], content_type: str = "") -> dict[str, Any]:
         if not body:
             return {}
+        if content_type.lower().startswith("multipart/form-data"):
+            return parse_form(body, content_type)
         try:
             payload = json.loads(body)
         except ValueError as err:

@@ -1,12 +1,14 @@
 """The run state machine: how a run moves through its states and steps, and its server-sent events.
 
 A run advances one state per *observation* (a GET of the run, or the response of create, submit or
-cancel) once it has been observed ``polls_per_state`` times in its current state: ``queued`` ->
+cancel) once it has been observed ``polls_per_state`` times in its current state (0: every observation after
+the create response runs it to its next wait or its end, as a stream does): ``queued`` ->
 ``in_progress`` (its planned steps begin and complete one after another) -> ``requires_action`` at a
 client-side tool-calls step (until tool outputs are submitted) -> the scenario's outcome
 (``completed``, ``failed``, ``expired``, ``incomplete``; none: the run hangs in progress), or
-``cancelling`` -> ``cancelled``. While a run is streamed, every change is also recorded as an SSE event,
-and :meth:`RunMachine._stream` drives it until it waits or ends.
+``cancelling`` -> ``cancelled``. A run still active when its ``expires_at`` passes expires. While a run is
+streamed, every change is also recorded as an SSE event, and :meth:`RunMachine._stream` drives it until it
+waits or ends.
 """
 
 from __future__ import annotations
@@ -18,8 +20,11 @@ from typing import Any, Callable, Optional, Union
 
 from .rest import Response, ResponseHook, text_content
 from .scenarios import MessageStep, Scenario, ToolCallsStep
+from .tool_plans import structured_answer
 
 __all__ = ["PlannedStep", "Run", "RunMachine"]
+
+_ACTIVE = frozenset({"queued", "in_progress", "requires_action", "cancelling"})
 
 
 @dataclass
@@ -55,12 +60,29 @@ class RunMachine:
 
     # ------------------------------------------------------------------ states
 
-    def _observe(self, run: Run) -> None:
+    def _observe(self, run: Run, creating: bool = False) -> None:
         """Count one observation; advance first if the current state has been seen enough."""
-        limit = 1 if run.wire["status"] == "cancelling" else run.polls_per_state
+        if self._expire_if_due(run):
+            return
+        if run.polls_per_state <= 0 and not creating:
+            while self._advance(run):
+                pass
+            run.seen = 1
+            return
+        limit = 1 if run.wire["status"] == "cancelling" else max(1, run.polls_per_state)
         if run.seen >= limit and self._advance(run):
             run.seen = 0
         run.seen += 1
+
+    def _expire_if_due(self, run: Run) -> bool:
+        """Expire an active run whose ``expires_at`` has passed (a run nobody answers or cancels)."""
+        expires_at = run.wire.get("expires_at")
+        if run.wire["status"] not in _ACTIVE or not isinstance(expires_at, (int, float)) or self._now() < expires_at:
+            return False
+        run.wire["required_action"] = None
+        self._stop_step(run, "expired")
+        self._finish(run, "expired")
+        return True
 
     def _advance(self, run: Run) -> bool:
         """Move the run one state forward; False if it waits (requires_action, hang, terminal)."""
@@ -201,7 +223,9 @@ class RunMachine:
         planned, now = run.plan[run.index], self._now()
         assert planned.wire is not None
         if planned.message is not None and isinstance(planned.spec, MessageStep):
-            text = planned.spec.text.replace("{outputs}", "; ".join(run.outputs) or "nothing")
+            text = structured_answer(run.wire.get("response_format")) or planned.spec.text.replace(
+                "{outputs}", "; ".join(run.outputs) or "nothing"
+            )
             incomplete = run.scenario.outcome == "incomplete"
             words = text.split(" ")
             chunks = [" ".join(words[i : i + 4]) + (" " if i + 4 < len(words) else "") for i in range(0, len(words), 4)]

@@ -1,8 +1,9 @@
 """The run endpoints: create (also with a new thread), get, update, list, submit tool outputs, cancel, steps.
 
-Creating a run picks its scenario and plans its steps (tool call ids, function names and arguments that
-fit the agent's function tools, usage split over the steps); the state changes themselves are
-:class:`~.run_machine.RunMachine`'s.
+Creating a run picks its scenario (named by the run's or agent's metadata or the agent's name, else the
+service's default, which by default follows the agent's tools: :mod:`.tool_plans`) and plans its steps (tool
+call ids, function names and arguments valid for the agent's function tools, usage split over the steps); the
+state changes themselves are :class:`~.run_machine.RunMachine`'s.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from typing import Any, Callable, Optional, Union
 from .rest import Response, ServiceError, page, to_int
 from .run_machine import PlannedStep, Run, RunMachine
 from .scenarios import Scenario, ToolCallsStep
+from .schema_values import sample_arguments
+from .tool_plans import AUTO_SCENARIO, tool_scenario
 
 __all__ = ["RunOperations"]
 
 _TERMINAL = frozenset({"completed", "failed", "cancelled", "expired", "incomplete"})
-_EXPIRY_SECONDS = 600
 
 
 def _split_usage(usage: Optional[tuple[int, int]], parts: int) -> list[Optional[dict[str, int]]]:
@@ -33,37 +35,6 @@ def _split_usage(usage: Optional[tuple[int, int]], parts: int) -> list[Optional[
     return out
 
 
-def _sample_arguments(parameters: Any, default: dict[str, Any]) -> dict[str, Any]:
-    """Arguments for a function: the scenario's if they fit its JSON schema, else made up."""
-    props = parameters.get("properties") if isinstance(parameters, dict) else None
-    if not isinstance(props, dict):
-        return dict(default) if not props else {}
-    required = parameters.get("required") or list(props)
-    if set(default) <= set(props) and set(required) <= set(default):
-        return dict(default)
-    args: dict[str, Any] = {}
-    for name in required:
-        schema = props.get(name) or {}
-        kind = schema.get("type", "string") if isinstance(schema, dict) else "string"
-        if isinstance(schema, dict) and schema.get("enum"):
-            args[name] = schema["enum"][0]
-        elif name in default:
-            args[name] = default[name]
-        elif kind == "integer":
-            args[name] = 1
-        elif kind == "number":
-            args[name] = 1.0
-        elif kind == "boolean":
-            args[name] = True
-        elif kind == "array":
-            args[name] = []
-        elif kind == "object":
-            args[name] = {}
-        else:
-            args[name] = "Seattle" if any(k in name.lower() for k in ("city", "location", "place")) else "example"
-    return args
-
-
 class RunOperations(RunMachine):
     """The ``_op_*`` methods of runs and run steps (a part of :class:`~.service.AgentsService`)."""
 
@@ -71,11 +42,13 @@ class RunOperations(RunMachine):
     scenarios: dict[str, Scenario]
     default_scenario: str
     polls_per_state: int
+    run_expiry_seconds: float
     _runs: dict[str, Run]
     _thread_runs: dict[str, list[str]]
     _agent: Callable[[str], dict[str, Any]]
     _thread: Callable[[str], dict[str, Any]]
     _new_thread: Callable[[dict[str, Any]], dict[str, Any]]
+    vector_store_file_names: Callable[[list[Any]], list[tuple[str, str]]]
 
     def _run(self, run_id: str, thread_id: Optional[str] = None) -> Run:
         run = self._runs.get(run_id)
@@ -98,11 +71,21 @@ class RunOperations(RunMachine):
         thread = self._new_thread(body.get("thread") or {})
         return self._start_run(thread["id"], body)
 
-    def _pick_scenario(self, agent: dict[str, Any], metadata: dict[str, Any]) -> Scenario:
+    def _pick_scenario(
+        self, agent: dict[str, Any], metadata: dict[str, Any], tools: list[Any], resources: list[Any]
+    ) -> Scenario:
         name = metadata.get("scenario") or (agent.get("metadata") or {}).get("scenario")
         if not name and agent.get("name") in self.scenarios:
             name = agent["name"]
         name = name or self.default_scenario
+        if name == AUTO_SCENARIO:
+            store_ids = [
+                store_id
+                for r in resources
+                if isinstance(r, dict) and isinstance(r.get("file_search"), dict)
+                for store_id in r["file_search"].get("vector_store_ids") or []
+            ]
+            return tool_scenario(tools, self.vector_store_file_names(store_ids))
         if name not in self.scenarios:
             raise ServiceError(400, "BadRequest", f"Unknown scenario '{name}'; known: {sorted(self.scenarios)}")
         return self.scenarios[name]
@@ -113,18 +96,20 @@ class RunOperations(RunMachine):
             raise ServiceError(400, "BadRequest", "'assistant_id' is required")
         agent = self._agent(agent_id)
         metadata = body.get("metadata") or {}
-        scenario = self._pick_scenario(agent, metadata)
+        tools: list[Any] = body["tools"] if body.get("tools") is not None else agent.get("tools") or []
+        thread_resources = self._thread(thread_id).get("tool_resources")
+        resources = [body.get("tool_resources"), agent.get("tool_resources"), thread_resources]
+        scenario = self._pick_scenario(agent, metadata, tools, resources)
         polls = (
             to_int(metadata.get("polls_per_state"))
             or to_int((agent.get("metadata") or {}).get("polls_per_state"))
-            or max(1, int(self.polls_per_state))
+            or max(0, int(self.polls_per_state))
         )
         for message in body.get("additional_messages") or []:
             self._add_message(thread_id, message)
         instructions = body.get("instructions") or agent.get("instructions")
         if body.get("additional_instructions"):
             instructions = ((instructions or "") + "\n" + body["additional_instructions"]).strip()
-        tools: list[Any] = body["tools"] if body.get("tools") is not None else agent.get("tools") or []
         now = self._now()
         wire = {
             "id": self._new_id("run"),
@@ -138,7 +123,7 @@ class RunOperations(RunMachine):
             "instructions": instructions,
             "tools": tools,
             "created_at": now,
-            "expires_at": now + _EXPIRY_SECONDS,
+            "expires_at": now + self.run_expiry_seconds,
             "started_at": None,
             "completed_at": None,
             "cancelled_at": None,
@@ -164,7 +149,7 @@ class RunOperations(RunMachine):
             self._emit(run, "thread.run.created", run.wire)
             self._emit_run(run)
             return self._stream(run)
-        self._observe(run)
+        self._observe(run, creating=True)
         return run.wire
 
     def _plan(self, scenario: Scenario, tools: list[Any]) -> list[PlannedStep]:
@@ -188,7 +173,7 @@ class RunOperations(RunMachine):
                         if functions:
                             chosen = functions[n_function % len(functions)]
                             fn["name"] = chosen.get("name", fn["name"])
-                            default_args = _sample_arguments(chosen.get("parameters"), default_args)
+                            default_args = sample_arguments(chosen.get("parameters"), default_args)
                         if not isinstance(fn.get("arguments"), str):
                             fn["arguments"] = json.dumps(default_args)
                         fn["output"] = None

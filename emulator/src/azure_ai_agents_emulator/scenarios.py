@@ -261,4 +261,5 @@ SCENARIOS: dict[str, Scenario] = {
 }
 
 SCENARIO_NAMES: tuple[str, ...] = tuple(SCENARIOS)
-DEFAULT_SCENARIO = "function_call"
+#: Runs that name no scenario follow their agent's tools (see ``tool_plans``).
+DEFAULT_SCENARIO = "auto"

@@ -13,6 +13,9 @@ The service is assembled from parts with one purpose each:
 * :mod:`.rest`: routes, request parsing, responses and errors, fault rules, response hook, pagination;
 * :mod:`.runs`: the run and run-step endpoints (creating and planning runs, tool outputs, cancel);
 * :mod:`.run_machine`: the run state machine (states, steps, streaming events);
+* :mod:`.tool_plans` / :mod:`.schema_values`: the default scenario, which follows the agent's tools;
+* :mod:`.files`: files and vector stores; :mod:`.identity`: the managed-identity token endpoint;
+  :mod:`.control`: ``/emulator/...`` routes to script the emulator from outside;
 * this module: the in-memory store (ids, agents, threads, messages) and the public API.
 """
 
@@ -25,11 +28,16 @@ import time
 import uuid
 from typing import Any, Optional
 
+from . import control, files, foundry, identity
+from .control import ControlRoutes
+from .files import FilesAndVectorStores
+from .identity import ManagedIdentityEndpoint
 from .foundry import FoundryOperations
 from .rest import FailRule, Response, ResponseHook, RestFrontend, ServiceError, page, text_content
 from .run_machine import Run
 from .runs import RunOperations
 from .scenarios import DEFAULT_SCENARIO, SCENARIOS, Scenario
+from .tool_plans import AUTO_SCENARIO
 
 __all__ = ["AgentsService", "Response", "ResponseHook", "ServiceError"]
 
@@ -44,17 +52,25 @@ def _now_millis() -> float:
     return round(time.time(), 3)
 
 
-class AgentsService(RestFrontend, RunOperations, FoundryOperations):
-    """In-memory Azure AI Agents service (agents, threads, messages, runs, run steps).
+class AgentsService(
+    ManagedIdentityEndpoint, RestFrontend, RunOperations, FoundryOperations, FilesAndVectorStores, ControlRoutes
+):
+    """In-memory Azure AI Agents service (agents, threads, messages, runs, run steps, files, vector stores).
 
-    :param default_scenario: scenario of runs whose agent/run metadata and agent name name none.
+    :param default_scenario: scenario of runs whose agent/run metadata and agent name name none; the default,
+        ``"auto"``, follows the agent's tools (function tools -> function calls, server tools -> their tool
+        calls, none -> a plain answer).
     :param polls_per_state: observations a run spends in each state (overridable per agent or run
-        with the metadata key ``polls_per_state``).
+        with the metadata key ``polls_per_state``);
+        0 runs a run to its next wait or its end at every poll after the create response.
     :param seed: makes generated ids deterministic.
     :param whole_seconds: stamp times in whole seconds like the real service (default: milliseconds).
+    :param run_expiry_seconds: a run still active this long after its creation expires (like the service's 10 min).
+    :param identity_header: the secret token requests must send as ``X-IDENTITY-HEADER`` (None: any).
+    :param require_auth: reject Agents requests without a bearer token issued by the token endpoint.
 
     A run's scenario is its metadata ``scenario``, else its agent's metadata ``scenario``, else the
-    agent's name if that is a scenario name, else ``default_scenario``.
+    agent's name if that is a scenario name, else ``default_scenario``. Any of them may be ``"auto"``.
 
     Public attributes (all reset by :meth:`reset`):
 
@@ -70,16 +86,23 @@ class AgentsService(RestFrontend, RunOperations, FoundryOperations):
       original; for SSE frames a str is sent verbatim as the ``data:`` line.
     """
 
+    extra_routes = foundry.ROUTES + files.ROUTES + identity.ROUTES + control.ROUTES
+
     def __init__(
         self,
         default_scenario: str = DEFAULT_SCENARIO,
         polls_per_state: int = 1,
         seed: Optional[int] = None,
         whole_seconds: bool = False,
+        run_expiry_seconds: float = 600,
+        identity_header: Optional[str] = None,
+        require_auth: bool = False,
     ) -> None:
-        if default_scenario not in SCENARIOS:
-            raise ValueError(f"unknown scenario {default_scenario!r}; known: {sorted(SCENARIOS)}")
+        if default_scenario not in SCENARIOS and default_scenario != AUTO_SCENARIO:
+            raise ValueError(f"unknown scenario {default_scenario!r}; known: {[AUTO_SCENARIO, *sorted(SCENARIOS)]}")
         self._defaults = (default_scenario, polls_per_state, seed)
+        self.run_expiry_seconds = run_expiry_seconds
+        self._init_identity(identity_header, require_auth)
         self._lock = threading.RLock()
         # The real service stamps whole seconds; millisecond stamps (the default here) let sub-second
         # emulated runs show their real step structure in traces.
@@ -105,6 +128,7 @@ class AgentsService(RestFrontend, RunOperations, FoundryOperations):
             self._thread_runs: dict[str, list[str]] = {}
             self._fail_rules: list[FailRule] = []
             self._reset_foundry()  # the new Foundry agents (foundry.py)
+            self._reset_files()
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         """A copy of a run's current wire object (no observation)."""
