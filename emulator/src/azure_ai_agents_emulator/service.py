@@ -31,8 +31,8 @@ from typing import Any, Optional
 from . import control, files, foundry, identity
 from .control import ControlRoutes
 from .files import FilesAndVectorStores
-from .identity import ManagedIdentityEndpoint
 from .foundry import FoundryOperations
+from .identity import ManagedIdentityEndpoint
 from .rest import FailRule, Response, ResponseHook, RestFrontend, ServiceError, page, text_content
 from .run_machine import Run
 from .runs import RunOperations
