@@ -18,7 +18,7 @@ from azure.ai.agents import AgentsClient
 from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 
-from azure_ai_agents_emulator import AgentsEmulator, AgentsService, agents_client
+from azure_ai_agents_emulator import AUTO_SCENARIO, AgentsEmulator, AgentsService, agents_client
 from azure_ai_agents_emulator.schema_values import sample, sample_arguments
 from azure_ai_agents_emulator.tls import ensure_certificate
 
@@ -50,7 +50,9 @@ BOOKING = {
 @pytest.fixture(scope="module")
 def https_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentsEmulator]:
     cert_dir = tmp_path_factory.mktemp("tls")
-    with AgentsEmulator(tls=True, cert_dir=cert_dir, require_auth=True, polls_per_state=0) as emulator:
+    with AgentsEmulator(
+        tls=True, cert_dir=cert_dir, require_auth=True, polls_per_state=0, default_scenario=AUTO_SCENARIO
+    ) as emulator:
         yield emulator
 
 
@@ -127,9 +129,16 @@ def test_the_certificate_is_made_once_and_reused(tmp_path: Path):
 
 
 # ---- runs follow the agent's tools ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def auto_emulator() -> Iterator[AgentsEmulator]:
+    """An HTTP emulator whose runs follow their agent's tools (what the command line serves)."""
+    with AgentsEmulator(default_scenario=AUTO_SCENARIO) as emulator:
+        yield emulator
+
+
 @pytest.fixture
-def client(emulator: AgentsEmulator) -> Iterator[Any]:
-    with agents_client(emulator) as c:
+def client(auto_emulator: AgentsEmulator) -> Iterator[Any]:
+    with agents_client(auto_emulator) as c:
         yield c
 
 
@@ -246,7 +255,8 @@ def test_files_vector_stores_files_and_batches(client, tmp_path):
 
 
 # ---- scripted failures, expiry, eager runs -----------------------------------------------------------------
-def test_failures_are_scripted_through_the_control_routes(emulator, client):
+def test_failures_are_scripted_through_the_control_routes(auto_emulator, client):
+    emulator = auto_emulator
     agent = client.create_agent(model="gpt-4o", name="scripted")
     thread = client.threads.create()
     run = client.runs.create(thread_id=thread.id, agent_id=agent.id)
@@ -285,7 +295,7 @@ def _first_poll_to_end(client: Any, thread_id: str, run_id: str) -> Any:
 
 
 def test_zero_polls_per_state_runs_to_the_next_wait_at_each_poll():
-    service = AgentsService(polls_per_state=0)
+    service = AgentsService(polls_per_state=0, default_scenario=AUTO_SCENARIO)
     with agents_client(service, in_process=True) as client:
         agent = client.create_agent(model="gpt-4o", name="eager", tools=am.CodeInterpreterTool().definitions)
         thread = client.threads.create()

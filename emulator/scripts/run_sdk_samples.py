@@ -40,6 +40,7 @@ from typing import Optional
 
 from azure_ai_agents_emulator import AgentsEmulator
 from azure_ai_agents_emulator.tls import default_directory
+from azure_ai_agents_emulator.tool_plans import AUTO_SCENARIO
 
 DEFAULT_VERSION = "1.1.0"
 #: The sample sets: folders of the sdist's samples/ (the top level holds the basics).
@@ -284,7 +285,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         cert_dir, bin_dir = Path(scratch) / "tls", Path(scratch) / "bin"
         bin_dir.mkdir()
-        emulator = AgentsEmulator(tls=True, cert_dir=cert_dir, require_auth=True, polls_per_state=args.polls_per_state)
+        emulator = AgentsEmulator(
+            tls=True,
+            cert_dir=cert_dir,
+            require_auth=True,
+            default_scenario=AUTO_SCENARIO,
+            polls_per_state=args.polls_per_state,
+        )
         with emulator:
             env = sample_environment(emulator, samples, stand_in_cli(bin_dir))
             with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:

@@ -20,6 +20,7 @@ from .foundry_clients import async_foundry_project_client, foundry_project_clien
 from .scenarios import DEFAULT_SCENARIO, SCENARIO_NAMES, SCENARIOS, MessageStep, Scenario, ToolCallsStep
 from .server import AgentsEmulator
 from .service import AgentsService, Response, ServiceError
+from .tool_plans import AUTO_SCENARIO
 
 
 def __getattr__(name: str) -> Any:
@@ -31,6 +32,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "AUTO_SCENARIO",
     "DEFAULT_SCENARIO",
     "RESPONSE_SCENARIOS",
     "SCENARIOS",

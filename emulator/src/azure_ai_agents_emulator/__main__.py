@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .scenarios import DEFAULT_SCENARIO, SCENARIO_NAMES
+from .scenarios import SCENARIO_NAMES
 from .server import AgentsEmulator
 from .tool_plans import AUTO_SCENARIO
 
@@ -31,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-auth", action="store_true", help="accept requests without a token from the emulator")
     parser.add_argument(
         "--scenario",
-        default=DEFAULT_SCENARIO,
+        default=AUTO_SCENARIO,
         choices=(AUTO_SCENARIO, *SCENARIO_NAMES),
         help="what runs do when nothing names a scenario (default: auto, follow the agent's tools)",
     )

@@ -261,5 +261,6 @@ SCENARIOS: dict[str, Scenario] = {
 }
 
 SCENARIO_NAMES: tuple[str, ...] = tuple(SCENARIOS)
-#: Runs that name no scenario follow their agent's tools (see ``tool_plans``).
-DEFAULT_SCENARIO = "auto"
+#: What runs that name no scenario do in ``AgentsService`` by default (kept for existing tests); ``"auto"``
+#: (``tool_plans.AUTO_SCENARIO``, the command line's default) follows the agent's tools instead.
+DEFAULT_SCENARIO = "function_call"

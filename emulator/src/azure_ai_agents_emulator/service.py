@@ -57,9 +57,9 @@ class AgentsService(
 ):
     """In-memory Azure AI Agents service (agents, threads, messages, runs, run steps, files, vector stores).
 
-    :param default_scenario: scenario of runs whose agent/run metadata and agent name name none; the default,
-        ``"auto"``, follows the agent's tools (function tools -> function calls, server tools -> their tool
-        calls, none -> a plain answer).
+    :param default_scenario: scenario of runs whose agent/run metadata and agent name name none (default
+        ``"function_call"``); ``"auto"`` follows the agent's tools (function tools -> function calls, server
+        tools -> their tool calls, none -> a plain answer), as ``python -m azure_ai_agents_emulator`` does.
     :param polls_per_state: observations a run spends in each state (overridable per agent or run
         with the metadata key ``polls_per_state``);
         0 runs a run to its next wait or its end at every poll after the create response.
