@@ -33,6 +33,9 @@ def emulator() -> Iterator[AgentsEmulator]:
         yield emu
 
 
+_AGENT_OPS = ("create_agent", "update_agent")
+
+
 class Telemetry:
     """What one instrumented test produced."""
 
@@ -45,8 +48,14 @@ class Telemetry:
         self.tracer = self.tracer_provider.get_tracer("tests")
 
     @property
-    def spans(self) -> list[ReadableSpan]:
+    def all_spans(self) -> list[ReadableSpan]:
         return list(self.exporter.get_finished_spans())
+
+    @property
+    def spans(self) -> list[ReadableSpan]:
+        """The run traces' spans: everything but the agent lifecycle spans (``create_agent`` / ``update_agent``,
+        separate traces of their own, checked in test_substance)."""
+        return [s for s in self.all_spans if (s.attributes or {}).get("gen_ai.operation.name") not in _AGENT_OPS]
 
     def named(self, prefix: str) -> list[ReadableSpan]:
         return [s for s in self.spans if s.name.startswith(prefix)]

@@ -10,13 +10,13 @@ from azure_ai_agents_emulator import async_agents_client, project_client
 from .helpers import projects_run, projects_setup
 from .helpers_async import agents_run_async, agents_setup_async
 
-BOTH_STEPS = ["run_step message_creation", "run_step tool_calls"]
+BOTH_STEPS = ["chat gpt-4o", "chat gpt-4o"]
 
 
 def _steps_under_the_run(telemetry, run_id: str) -> list[str]:
     [run_span] = telemetry.run_spans()
     assert run_span.attributes["azure.ai.agents.run.id"] == run_id
-    steps = telemetry.named("run_step")
+    steps = telemetry.named("chat ")
     for step in steps:
         assert step.parent.span_id == run_span.context.span_id
         assert step.attributes["azure.ai.agents.run.id"] == run_id
@@ -39,7 +39,7 @@ def test_async_app_step_reads_join_the_finished_run_once(emulator, instrument):
             return run, after_get, listed, pages
 
     run, after_get, listed, pages = asyncio.run(main())
-    assert after_get == ["run_step tool_calls"]
+    assert after_get == ["chat gpt-4o"]
     assert {s.type for s in listed} == {"tool_calls", "message_creation"}
     assert pages  # by_page still works on the observed listing
     assert _steps_under_the_run(telemetry, run.id) == BOTH_STEPS
@@ -56,7 +56,7 @@ def test_legacy_get_run_step_and_update_agent(emulator, instrument):
         assert fetched.id == step["id"]
     assert _steps_under_the_run(telemetry, run.id) == BOTH_STEPS
     legacy.agents.list_run_steps(thread_id=thread_id, run_id=run.id)  # listed again: nothing twice
-    assert len(telemetry.named("run_step")) == 2 and len(telemetry.named("execute_tool")) == 1
+    assert len(telemetry.named("chat ")) == 2 and len(telemetry.named("execute_tool")) == 1
 
     telemetry.exporter.clear()
     legacy.agents.update_agent(agent_id, name="after")
@@ -87,7 +87,8 @@ def test_remaining_sync_and_async_reads_steps_and_agent_names(emulator, instrume
     for step in emulator.service.get_steps(run.id):
         assert client.run_steps.get(thread_id=thread_id, run_id=run.id, step_id=step["id"]).id == step["id"]
     assert _steps_under_the_run(telemetry, run.id) == BOTH_STEPS
-    assert telemetry.run_spans()[0].name == "invoke_agent"
+    # The app had not fetched the agent while the run was open: we looked it up once, off the app's calls.
+    assert telemetry.run_spans()[0].name == "invoke_agent read-by-get"
     telemetry.exporter.clear()
     agents_run(client, agent_id, thread_id, "message")  # ...but names the next run at once
     open_run = client.runs.create(thread_id=thread_id, agent_id=other_id, metadata={"scenario": "message"})
@@ -118,5 +119,5 @@ def test_remaining_sync_and_async_reads_steps_and_agent_names(emulator, instrume
     names = sorted(s.name for s in telemetry.run_spans())
     assert names == ["invoke_agent async-legacy", "invoke_agent async-legacy-renamed"]
     renamed = [s for s in telemetry.run_spans() if s.name.endswith("renamed")][0]
-    steps = [s for s in telemetry.named("run_step") if s.parent.span_id == renamed.context.span_id]
+    steps = [s for s in telemetry.named("chat ") if s.parent.span_id == renamed.context.span_id]
     assert sorted(s.name for s in steps) == BOTH_STEPS

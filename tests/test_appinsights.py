@@ -108,7 +108,7 @@ def test_run_renders_as_genai_dependencies_with_one_operation_id(emulator, instr
         assert base_data(envelope)["name"] == span.name
         if span.parent is not None:  # the tree survives: parentId is the parent span's id
             assert envelope["tags"]["ai.operation.parentId"] == format(span.parent.span_id, "016x"), span.name
-        if span.name.startswith(("invoke_agent", "run_step", "execute_tool")):
+        if span.name.startswith(("invoke_agent", "chat ", "execute_tool")):
             assert base_data(envelope)["type"] == GENAI, span.name
     [tool] = [dependencies[i] for i, s in by_span.items() if s.name.startswith("execute_tool")]
     assert base_data(tool)["properties"]["gen_ai.tool.name"] == "get_weather"
@@ -183,7 +183,7 @@ def test_dropped_connection_does_not_break_the_app(emulator, instrument, receive
 
 def test_partial_success_keeps_accepted_items_and_drops_rejected_ones(emulator, instrument, receiver, caplog):
     telemetry, _, _ = _run(emulator, instrument, receiver)
-    spans = [s for s in telemetry.spans if s.name.startswith(("invoke_agent", "run_step", "execute_tool"))]
+    spans = [s for s in telemetry.spans if s.name.startswith(("invoke_agent", "chat ", "execute_tool"))]
     receiver.clear()
     exporter = _exporter(receiver, telemetry.tracer_provider, retry_total=0)
     run_name = "invoke_agent weather-agent"
@@ -193,14 +193,14 @@ def test_partial_success_keeps_accepted_items_and_drops_rejected_ones(emulator, 
     assert result is SpanExportResult.FAILURE  # reported, not raised
     [request] = receiver.requests
     assert request.status == 206 and request.accepted == request.item_count - 1
-    names = {base_data(e)["name"] for e in receiver.of_type("RemoteDependencyData")}
+    names = [base_data(e)["name"] for e in receiver.of_type("RemoteDependencyData")]
     assert run_name not in names and len(names) == len(spans) - 1
     assert "Data drop 400" in caplog.text
 
 
 def test_partial_success_retryable_items_are_resent_from_offline_storage(emulator, instrument, receiver, tmp_path):
     telemetry, _, _ = _run(emulator, instrument, receiver)
-    spans = [s for s in telemetry.spans if s.name.startswith(("invoke_agent", "run_step", "execute_tool"))]
+    spans = [s for s in telemetry.spans if s.name.startswith(("invoke_agent", "chat ", "execute_tool"))]
     receiver.clear()
     exporter = _exporter(
         receiver,
@@ -272,7 +272,7 @@ def test_configure_azure_monitor_in_a_subprocess(emulator, receiver, azure_sdk_t
     assert run_env["tags"]["ai.cloud.role"] == "distro-app"
     assert "ai.operation.parentId" not in run_env["tags"]
     names = {base_data(e)["name"] for e in operation}
-    assert {"run_step tool_calls", "run_step message_creation", "execute_tool get_weather"} <= names
+    assert {"chat gpt-4o", "execute_tool get_weather"} <= names
     ids = {base_data(e)["id"] for e in operation}
     for envelope in operation:  # every parentId points inside the operation: the tree is intact
         if envelope is not run_env:

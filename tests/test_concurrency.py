@@ -51,9 +51,9 @@ def _check(telemetry, emulator, results: list[tuple[Any, Any]], threads: list[st
             c["id"] for step in emulator.service.get_steps(run.id) for c in step["step_details"].get("tool_calls", [])
         }
         children = by_parent.get(run_span.context.span_id, [])
-        steps = [s for s in children if s.name.startswith("run_step")]
+        steps = [s for s in children if s.name.startswith("chat ")]
         tools = [s for s in children if s.name.startswith("execute_tool")]
-        assert sorted(s.name for s in steps) == ["run_step message_creation", "run_step tool_calls"]
+        assert sorted(s.name for s in steps) == ["chat gpt-4o", "chat gpt-4o"]
         assert {s.attributes["azure.ai.agents.run.id"] for s in steps} == {run.id}
         assert {t.attributes["gen_ai.tool.call.id"] for t in tools} == service_calls
         assert len(tools) == 1

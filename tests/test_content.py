@@ -17,12 +17,13 @@ CONTENT_KEYS = (
     "gen_ai.input.messages",
     "gen_ai.system_instructions",
     "gen_ai.output.messages",
+    "gen_ai.tool.definitions",
 )
 
 
 def _everything_recorded(telemetry) -> str:
     parts = []
-    for span in telemetry.spans:
+    for span in telemetry.all_spans:  # agent lifecycle spans included
         parts.append(span.name)
         parts.extend(f"{k}={v}" for k, v in span.attributes.items())
         for event in span.events:
@@ -72,9 +73,16 @@ def test_content_capture_on_records_arguments_and_results(emulator, instrument, 
     assert tools["code_interpreter"]["gen_ai.tool.call.arguments"] == "print(2+2)"
     assert "4" in tools["code_interpreter"]["gen_ai.tool.call.result"]
     run_span = telemetry.run_spans()[0]
-    assert json.loads(run_span.attributes["gen_ai.system_instructions"]) == [{"type": "text", "content": INSTRUCTIONS}]
-    messages = json.loads(run_span.attributes["gen_ai.input.messages"])
-    assert messages == [{"role": "user", "parts": [{"type": "text", "content": USER_MESSAGE}]}]
+    # The run's effective instructions, as the run object reports them: the agent's plus the additional ones.
+    instructions = json.loads(run_span.attributes["gen_ai.system_instructions"])
+    assert instructions == [{"type": "text", "content": INSTRUCTIONS + "\n" + INSTRUCTIONS}]
+    # Input: the message posted with messages.create before the run, then additional_messages.
+    user = {"role": "user", "parts": [{"type": "text", "content": USER_MESSAGE}]}
+    assert json.loads(run_span.attributes["gen_ai.input.messages"]) == [user, user]
+    [answer] = json.loads(run_span.attributes["gen_ai.output.messages"])
+    assert answer["role"] == "assistant" and answer["parts"][0]["type"] == "text" and answer["parts"][0]["content"]
+    [definition] = json.loads(run_span.attributes["gen_ai.tool.definitions"])
+    assert definition["type"] == "function" and definition["name"] == "get_weather" and definition["parameters"]
 
 
 def test_event_only_mode_keeps_content_off_span_attributes(emulator, instrument, monkeypatch):

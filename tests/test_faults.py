@@ -99,13 +99,14 @@ def finish(client: Any, thread_id: str, run: Any) -> Any:
 
 
 def check_function_call_trace(telemetry: Any, service: Any, run: Any) -> Any:
-    """One run span, completed, not an error, not cut short; its two steps and its one tool span under it."""
+    """One run span, completed, not an error, not cut short; its two steps and its one tool span (their sibling) under it."""
     [run_span] = telemetry.run_spans()
     assert run_span.attributes["azure.ai.agents.run.id"] == run.id
     assert run_span.attributes["azure.ai.agents.run.status"] == "completed" == run.status
     assert run_span.status.status_code is StatusCode.UNSET
     assert "azure.ai.agents.run.unfinished" not in run_span.attributes
-    assert sorted(s.name for s in telemetry.children(run_span)) == ["run_step message_creation", "run_step tool_calls"]
+    children = sorted(s.name for s in telemetry.children(run_span))
+    assert children == ["chat gpt-4o", "chat gpt-4o", "execute_tool get_weather"]
     [tool] = telemetry.named("execute_tool")
     calls = {c["id"] for s in service.get_steps(run.id) for c in s["step_details"].get("tool_calls", [])}
     assert {tool.attributes["gen_ai.tool.call.id"]} == calls
@@ -343,7 +344,7 @@ def test_nexus_answering_503_intermittently_loses_and_duplicates_nothing(emulato
     assert set(local) == set(run_ids)
     for trace in traces:
         assert sorted(s["name"] for s in trace["spans"]) == sorted(
-            ["execute_tool get_weather", "run_step message_creation", "run_step tool_calls", trace["name"]]
+            ["execute_tool get_weather", "chat gpt-4o", "chat gpt-4o", trace["name"]]
         )
     assert nexus.injected_count == 7  # every injected fault was hit once and retried past
     assert exporter.stats.get("traces_failed", 0) == 0 and exporter.stats.get("spans_failed", 0) == 0

@@ -80,7 +80,7 @@ def _one_trace_with_live_tool(telemetry, run, probe: FunctionProbe, thread_id: O
     assert lookup.parent.span_id == tool.context.span_id
     assert tool.start_time <= lookup.start_time <= lookup.end_time <= tool.end_time
     assert run_span.start_time <= tool.start_time <= tool.end_time <= run_span.end_time
-    assert sorted(s.name for s in _named(spans, "run_step")) == ["run_step message_creation", "run_step tool_calls"]
+    assert sorted(s.name for s in _named(spans, "chat ")) == ["chat gpt-4o", "chat gpt-4o"]
     return run_span, tool
 
 
@@ -162,7 +162,7 @@ def test_legacy_create_and_process_run_sync_and_async(emulator, instrument):
     [run_span] = telemetry.run_spans()
     assert run_span.name == "invoke_agent weather-agent"
     assert run_span.attributes["azure.ai.agents.run.id"] == run.id
-    assert [s.name for s in telemetry.children(run_span)] == ["run_step message_creation"]
+    assert [s.name for s in telemetry.children(run_span)] == ["chat gpt-4o"]
 
 
 def test_a_failing_function_is_an_error_tool_span_and_the_run_goes_on(emulator, instrument):
@@ -270,4 +270,4 @@ def test_legacy_create_thread_and_run_takes_the_new_thread_as_conversation(emula
         assert span.name == "invoke_agent weather-agent"
         assert span.attributes["gen_ai.conversation.id"] == finished.thread_id
         assert span.attributes["azure.ai.agents.run.status"] == "completed"
-        assert [s.name for s in telemetry.children(span)] == ["run_step message_creation"]
+        assert [s.name for s in telemetry.children(span)] == ["chat gpt-4o"]

@@ -398,7 +398,8 @@ def check_spans(spans: list[ReadableSpan]) -> None:
             assert parent is not None, f"{where}: parent missing from its trace"
             assert parent.start_time <= span.start_time <= span.end_time <= parent.end_time, where
         else:
-            assert span.attributes.get("gen_ai.operation.name") == "invoke_agent", f"{where}: a root that is not a run"
+            operation = span.attributes.get("gen_ai.operation.name")
+            assert operation in ("invoke_agent", "create_agent"), f"{where}: a root that is not a run (or an agent)"
 
 
 # ---- the app code -----------------------------------------------------------------------------------------

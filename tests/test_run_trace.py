@@ -16,7 +16,8 @@ RUN_ATTRIBUTES = {
     "gen_ai.agent.name": "weather-agent",
     "azure.ai.agents.run.status": "completed",
     "gen_ai.request.model": "gpt-4o",  # not passed on create: the run object reports the agent's model
-    "gen_ai.response.model": "gpt-4o",
+    "gen_ai.response.model": None,  # on the chat spans; the conventions' invoke_agent has none
+    "gen_ai.response.id": None,  # the run id is azure.ai.agents.run.id
     "gen_ai.request.temperature": 0.3,
     "gen_ai.request.top_p": 0.9,
     "gen_ai.request.max_tokens": 500,
@@ -55,21 +56,32 @@ def test_manual_polling_loop_is_one_trace(emulator, instrument):
     assert statuses[0] == "queued" and statuses[-1] == "completed" and "requires_action" in statuses
     assert all(a != b for a, b in zip(statuses, statuses[1:], strict=False))  # one event per change, none per poll
 
-    steps = telemetry.children(run_span)
-    assert sorted(s.name for s in steps) == ["run_step message_creation", "run_step tool_calls"]
+    children = telemetry.children(run_span)
+    steps = [s for s in children if s.name.startswith("chat ")]
+    assert sorted(s.attributes["azure.ai.agents.run_step.type"] for s in steps) == ["message_creation", "tool_calls"]
     for step in steps:
         _check_within(step, run_span)
+        assert step.name == "chat gpt-4o" and step.kind is SpanKind.CLIENT
+        assert step.attributes["gen_ai.operation.name"] == "chat"
+        assert step.attributes["gen_ai.request.model"] == "gpt-4o"
         assert step.attributes["azure.ai.agents.run.id"] == run.id
         assert step.attributes["azure.ai.agents.run_step.status"] == "completed"
-    [tool_step] = [s for s in steps if s.name == "run_step tool_calls"]
-    [tool] = telemetry.children(tool_step)
+        assert step.attributes["gen_ai.usage.input_tokens"] > 0
+    # The run carries the run's total, the steps their own parts of it: counted once, it adds up.
+    assert sum(s.attributes["gen_ai.usage.input_tokens"] for s in steps) == run.usage.prompt_tokens
+    assert sum(s.attributes["gen_ai.usage.output_tokens"] for s in steps) == run.usage.completion_tokens
+    [tool_step] = [s for s in steps if s.attributes["azure.ai.agents.run_step.type"] == "tool_calls"]
+    assert tool_step.attributes["gen_ai.response.finish_reasons"] == ("tool_call",)
+    [tool] = [s for s in children if s.name.startswith("execute_tool")]  # the step's sibling, after it
     assert tool.name == "execute_tool get_weather"
     assert tool.kind is SpanKind.INTERNAL
     assert tool.attributes["gen_ai.operation.name"] == "execute_tool"
     assert tool.attributes["gen_ai.tool.name"] == "get_weather"
     assert tool.attributes["gen_ai.tool.type"] == "function"
     assert tool.attributes["gen_ai.tool.call.id"].startswith("call_")
-    _check_within(tool, tool_step)
+    assert tool.attributes["azure.ai.agents.run_step.id"] == tool_step.attributes["azure.ai.agents.run_step.id"]
+    assert tool_step.end_time <= tool.start_time
+    _check_within(tool, run_span)
     assert len(telemetry.spans) == 4  # run, 2 steps, 1 tool: nothing per poll
 
 
@@ -131,7 +143,7 @@ def test_failed_step_is_an_error_too(emulator, instrument):
     client = agents_client(emulator)
     agent_id, thread_id = agents_setup(client)
     agents_run(client, agent_id, thread_id, "failed")
-    failed_steps = [s for s in telemetry.named("run_step") if s.status.status_code is StatusCode.ERROR]
+    failed_steps = [s for s in telemetry.named("chat ") if s.status.status_code is StatusCode.ERROR]
     assert failed_steps and all("error.type" in s.attributes for s in failed_steps)
 
 
@@ -173,7 +185,7 @@ def test_create_thread_and_run_takes_the_new_thread_as_conversation(emulator, in
     [run_span] = telemetry.run_spans()
     assert run_span.attributes["gen_ai.conversation.id"] == run.thread_id
     assert run_span.attributes["azure.ai.agents.run.status"] == "completed"
-    assert [s.name for s in telemetry.children(run_span)] == ["run_step message_creation"]
+    assert [s.name for s in telemetry.children(run_span)] == ["chat gpt-4o"]
 
 
 def test_app_listing_steps_itself_creates_no_duplicates(emulator, instrument):
@@ -184,7 +196,7 @@ def test_app_listing_steps_itself_creates_no_duplicates(emulator, instrument):
     listed = list(client.run_steps.list(thread_id=thread_id, run_id=run.id))
     assert {s.type for s in listed} == {"tool_calls", "message_creation"}
     assert listed[0].id.startswith("step_")
-    assert len(telemetry.named("run_step")) == 2
+    assert len(telemetry.named("chat ")) == 2
     assert len(telemetry.named("execute_tool")) == 1
 
 
@@ -196,16 +208,16 @@ def test_listing_off_puts_function_calls_under_the_run(emulator, instrument):
     run = agents_run(client, agent_id, thread_id, "function_call")
     assert [p for _m, p in emulator.requests if p.endswith("/steps")] == before  # we made no step listing
     [run_span] = telemetry.run_spans()
-    assert telemetry.named("run_step") == []
+    assert telemetry.named("chat ") == []
     [tool] = telemetry.children(run_span)
     assert tool.name == "execute_tool get_weather"
     _check_within(tool, run_span)
 
     # A late listing by the app still adds the steps to the finished run's trace.
     list(client.run_steps.list(thread_id=thread_id, run_id=run.id))
-    assert sorted(s.name for s in telemetry.named("run_step")) == ["run_step message_creation", "run_step tool_calls"]
+    assert sorted(s.name for s in telemetry.named("chat ")) == ["chat gpt-4o", "chat gpt-4o"]
     assert len(telemetry.named("execute_tool")) == 1
-    for step in telemetry.named("run_step"):
+    for step in telemetry.named("chat "):
         assert step.parent.span_id == run_span.context.span_id
         _check_within(step, run_span)
 

@@ -48,7 +48,7 @@ def test_every_service_tool_type_gets_a_typed_span(emulator, instrument):
     assert run.status == "completed"
     tools = _tools_by_raw_type(telemetry)
     assert set(tools) == set(EXPECTED)
-    [step] = telemetry.named("run_step tool_calls")
+    [step] = [s for s in telemetry.named("chat ") if s.attributes["azure.ai.agents.run_step.type"] == "tool_calls"]
     call_ids = set()
     for raw, span in tools.items():
         name, semconv_type = EXPECTED[raw]
@@ -56,7 +56,8 @@ def test_every_service_tool_type_gets_a_typed_span(emulator, instrument):
         assert span.attributes["gen_ai.tool.name"] == name
         assert span.attributes["gen_ai.tool.type"] == semconv_type, raw
         assert span.attributes["gen_ai.operation.name"] == "execute_tool"
-        assert span.parent.span_id == step.context.span_id
+        assert span.parent.span_id == step.parent.span_id  # the step's sibling under the run
+        assert span.attributes["azure.ai.agents.run_step.id"] == step.attributes["azure.ai.agents.run_step.id"]
         assert span.status.status_code is StatusCode.UNSET
         call_ids.add(span.attributes["gen_ai.tool.call.id"])
     assert len(call_ids) == len(EXPECTED)
@@ -66,6 +67,11 @@ def test_every_service_tool_type_gets_a_typed_span(emulator, instrument):
     outputs = json.loads(tools["code_interpreter"].attributes["gen_ai.tool.call.result"])
     assert outputs == [{"type": "logs", "logs": "4\n"}]
     assert json.loads(tools["connected_agent"].attributes["gen_ai.tool.call.arguments"]) == {"query": "MSFT"}
+    # A connected agent's call names its sub-run: agent, thread and run.
+    connected = tools["connected_agent"].attributes
+    assert connected["azure.ai.agents.connected_agent.run.id"] == "run_connectedemulated0001"
+    assert connected["azure.ai.agents.connected_agent.thread.id"] == "thread_connectedemulated01"
+    assert connected["azure.ai.agents.connected_agent.agent.id"] == "asst_connectedemulated001"
     assert tools["bing_grounding"].attributes["gen_ai.tool.call.arguments"].startswith("https://api.bing")
 
 
@@ -81,6 +87,7 @@ def test_streamed_tool_calls_give_the_same_tool_spans(emulator, instrument):
     streamed = {raw: (s.name, dict(s.attributes)) for raw, s in _tools_by_raw_type(telemetry).items()}
     for attributes in [a for _n, a in polled.values()] + [a for _n, a in streamed.values()]:
         del attributes["gen_ai.tool.call.id"]  # per run
+        del attributes["azure.ai.agents.run_step.id"]
     assert streamed == polled
 
 
@@ -131,6 +138,7 @@ def test_other_required_actions_are_recorded_and_never_break(emulator, instrumen
     [required] = [e for e in run_span.events if e.attributes["azure.ai.agents.run.status"] == "requires_action"]
     assert required.attributes["azure.ai.agents.run.required_action.type"] == action_type
     assert required.attributes["azure.ai.agents.run.required_tool_calls"] == 1
-    # The step the service ran is still traced once, under its step.
+    # The step the service ran is still traced once, as its step's sibling (carrying the step's id).
     [tool] = telemetry.named("execute_tool")
-    assert tool.parent.span_id == telemetry.named("run_step tool_calls")[0].context.span_id
+    step_ids = {s.attributes["azure.ai.agents.run_step.id"] for s in telemetry.named("chat ")}
+    assert tool.parent.span_id == run_span.context.span_id and tool.attributes["azure.ai.agents.run_step.id"] in step_ids

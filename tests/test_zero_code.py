@@ -26,7 +26,7 @@ pytest.importorskip("opentelemetry.distro")
 
 APPS = Path(__file__).parent / "apps"
 AGENT = "zero-code-agent"
-OUR_SPANS = {"run_step tool_calls", "run_step message_creation", "execute_tool get_weather"}
+OUR_SPANS = {"chat gpt-4o", "execute_tool get_weather"}
 _DROPPED_PREFIXES = ("OTEL_", "NEXUS_", "APPLICATIONINSIGHTS_", "AZURE_")
 
 

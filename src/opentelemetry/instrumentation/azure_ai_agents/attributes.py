@@ -190,17 +190,18 @@ def metadata_attributes(metadata: Any, allowed: Iterable[str]) -> dict[str, str]
 # --- runs -------------------------------------------------------------------------------------------------
 def run_attributes(run: Mapping[str, Any]) -> dict[str, Any]:
     """Attributes a run snapshot reveals: ids, model and settings (the run object carries the effective ones),
-    usage. Status is handled by the tracker."""
+    usage. Status is handled by the tracker. No ``gen_ai.response.id`` / ``gen_ai.response.model``: the
+    invoke_agent span of the conventions' Foundry refinement has neither (the run id is
+    ``azure.ai.agents.run.id``; each ``chat`` span carries its model), and backends that find them there show
+    them as the run's "output"."""
     usage = field(run, "usage")
     run_id = text_field(run, "id")
     return without_none(
         {
             RUN_ID: run_id,
-            conv.RESPONSE_ID: run_id,
             conv.CONVERSATION_ID: text_field(run, "thread_id"),
             conv.AGENT_ID: text_field(run, "assistant_id") or text_field(run, "agent_id"),
             **_settings(run),
-            conv.RESPONSE_MODEL: text_field(run, "model"),
             conv.USAGE_INPUT_TOKENS: int_field(usage, "prompt_tokens"),
             conv.USAGE_OUTPUT_TOKENS: int_field(usage, "completion_tokens"),
         }

@@ -18,6 +18,7 @@ from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from . import attributes as attrs
 from .registry import Run
+from .run_extras import RunExtras
 from .steps import ObservedPages, StepLister
 from .tracker import RunTracker
 
@@ -67,6 +68,8 @@ class Operation:
     """Base: an operation that reports nothing. Subclasses override the hooks they need."""
 
     steps: Optional[StepLister] = None
+    #: reads a finished run's agent and answer when nothing else showed them (see ``run_extras``)
+    extras: Optional[RunExtras] = None
 
     def before(self, tracker: RunTracker, instance: Any, args: tuple, kwargs: dict) -> Optional[Call]:
         return None
@@ -100,6 +103,8 @@ class Operation:
                     steps = self.steps.list(instance, _thread_of(call, state), state.run_id)
             except Exception:
                 _log.debug("could not list the steps of run %s", state.run_id, exc_info=True)
+        if self.extras is not None:
+            self.extras.read(tracker, instance, _thread_of(call, state), state, steps)
         tracker.finish_run(state, steps)
 
     async def _finish_async(self, tracker: RunTracker, instance: Any, call: Call, state: Run) -> None:
@@ -110,6 +115,8 @@ class Operation:
                     steps = await self.steps.list_async(instance, _thread_of(call, state), state.run_id)
             except Exception:
                 _log.debug("could not list the steps of run %s", state.run_id, exc_info=True)
+        if self.extras is not None:
+            await self.extras.read_async(tracker, instance, _thread_of(call, state), state, steps)
         tracker.finish_run(state, steps)
 
 
@@ -274,13 +281,75 @@ class GetStep(_ReadsSteps):
 
 
 class ObserveAgent(Operation):
-    """``create_agent`` / ``get_agent`` / ``update_agent``: learns the agent's name."""
+    """``get_agent``: learns the agent's name, description and model."""
 
     def before(self, tracker: RunTracker, instance: Any, args: tuple, kwargs: dict) -> Optional[Call]:
         return _NO_CONTEXT
 
     def after(self, tracker: RunTracker, instance: Any, call: Call, result: Any) -> Any:
         tracker.learn_agent(result)
+        return result
+
+
+class AgentOperation(ObserveAgent):
+    """``create_agent`` / ``update_agent``: a ``create_agent`` (or ``update_agent``) span around the call, current
+    during it; the agent it returns is learned like ``get_agent``'s."""
+
+    _FIELDS = ("name", "description", "model", "temperature", "top_p", "response_format")
+
+    def __init__(self, operation: str, agent: Optional[Arg] = None, body: Arg = Arg(None, "body")) -> None:
+        self._operation, self._agent, self._body = operation, agent, body
+
+    def before(self, tracker: RunTracker, instance: Any, args: tuple, kwargs: dict) -> Optional[Call]:
+        body = self._body.get(args, kwargs)
+        source: Mapping[str, Any] = body if isinstance(body, Mapping) else kwargs
+        request = {key: source.get(key) for key in self._FIELDS}
+        if self._agent is not None:
+            request["agent_id"] = self._agent.get(args, kwargs)
+        span = tracker.start_agent_operation(self._operation, request, attrs.server_address(_endpoint(instance)))
+        return Call(context=tracker.context_of(span), payload=span)
+
+    def after(self, tracker: RunTracker, instance: Any, call: Call, result: Any) -> Any:
+        tracker.learn_agent(result)
+        tracker.end_agent_operation(call.payload, self._operation, result)
+        return result
+
+    def failed(self, tracker: RunTracker, call: Call, exc: BaseException) -> None:
+        tracker.end_agent_operation(call.payload, self._operation, None, exc)
+
+
+class PostMessage(Operation):
+    """``messages.create`` / ``create_message`` (content capture only): the message is the input of the next run
+    on its thread."""
+
+    def __init__(self, thread: Arg = Arg(0, "thread_id")) -> None:
+        self._thread = thread
+
+    def before(self, tracker: RunTracker, instance: Any, args: tuple, kwargs: dict) -> Optional[Call]:
+        if not tracker.content_enabled:
+            return None
+        return Call(thread_id=self._thread.get(args, kwargs))
+
+    def after(self, tracker: RunTracker, instance: Any, call: Call, result: Any) -> Any:
+        tracker.message_posted(call.thread_id, result)
+        return result
+
+
+class ReadMessages(Operation):
+    """``messages.list`` / ``messages.get`` / ``list_messages`` / ``get_message`` (content capture only): the
+    messages a run created are its answer; the app's own reads spare ours."""
+
+    def __init__(self, paged: bool = False) -> None:
+        self._paged = paged
+
+    def before(self, tracker: RunTracker, instance: Any, args: tuple, kwargs: dict) -> Optional[Call]:
+        return _NO_CONTEXT if tracker.content_enabled else None
+
+    def after(self, tracker: RunTracker, instance: Any, call: Call, result: Any) -> Any:
+        if self._paged:
+            return ObservedPages(result, tracker.observe_messages)
+        data = attrs.field(result, "data")
+        tracker.observe_messages(data if isinstance(data, list) else [result])
         return result
 
 

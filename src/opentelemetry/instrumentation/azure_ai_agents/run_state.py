@@ -74,6 +74,10 @@ class RunState:
     first_chunk_s: Optional[float] = None  # streamed runs: seconds from create to the first event
     awaiting_outputs: bool = False  # requires_action observed and not answered yet
     transitions: list[Transition] = field(default_factory=list)
+    #: attributes from allowed metadata keys (``azure.ai.agents.run.metadata.*``), set once
+    metadata_done: bool = False
+    # Content (only filled when capture is on): what the run was asked, with what, and what it answered.
+    content: Optional["RunContent"] = None
 
     # ---- run snapshots ---------------------------------------------------------------------------------
     def observe(self, run: Any, now_ns: int, monotonic: float, capture_arguments: bool) -> Optional[Change]:
@@ -112,7 +116,9 @@ class RunState:
             if self.agent_id is None:
                 self.agent_id = attributes.get(gen_ai.GEN_AI_AGENT_ID)
             if self.model is None:
-                self.model = attributes.get(gen_ai.GEN_AI_RESPONSE_MODEL)
+                self.model = attributes.get(gen_ai.GEN_AI_REQUEST_MODEL)
+        if self.content is not None:
+            self.content.observe_run(run)
         if terminal and status is not None:
             self.error = attrs.run_error_type(run, status)
         return Change(status, attributes, terminal)
@@ -161,6 +167,9 @@ class RunState:
     # ---- steps -----------------------------------------------------------------------------------------
     def store_steps(self, steps: Iterable[Any]) -> None:
         """Remembers step snapshots (latest wins), at most MAX_STEPS_PER_RUN; the rest is counted."""
+        steps = list(steps)
+        if self.content is not None:
+            self.content.note_steps(steps)
         for step in steps:
             step_id = attrs.text_field(step, "id")
             if step_id is None or step_id in self.emitted:
@@ -200,6 +209,53 @@ class RunState:
         """After the run span ended: only ids (``emitted``) are kept for late step listings."""
         self.steps = {}
         self.calls = {}
+        self.content = None
+
+
+#: Bounds on what one run keeps for content capture.
+MAX_MESSAGES_PER_RUN = 64
+
+
+@dataclass(eq=False)
+class RunContent:
+    """What a run was asked and answered, kept only while content capture is on (then released with the
+    run's payloads): the request's instructions and input messages, the run's effective instructions and tools
+    (the run object carries them), and the messages it created (by id, from stream events, the app's own
+    listings, or our one fetch)."""
+
+    request_instructions: tuple[Any, ...] = ()
+    input_messages: list[Any] = field(default_factory=list)
+    instructions: Optional[str] = None
+    tools: Any = None
+    messages: dict[str, Any] = field(default_factory=dict)
+    #: the run's assistant message ids, in step order (from its message_creation steps)
+    message_ids: list[str] = field(default_factory=list)
+
+    def observe_run(self, run: Any) -> None:
+        instructions = attrs.field(run, "instructions")
+        if isinstance(instructions, str) and instructions:
+            self.instructions = instructions
+        tools = attrs.field(run, "tools")
+        if isinstance(tools, list):
+            self.tools = attrs.plain(tools)
+
+    def observe_messages(self, messages: Iterable[Any]) -> None:
+        for message in messages:
+            message_id = attrs.text_field(message, "id")
+            if message_id is None:
+                continue
+            if message_id in self.messages or len(self.messages) < MAX_MESSAGES_PER_RUN:
+                self.messages[message_id] = attrs.plain(message)
+
+    def note_steps(self, steps: Iterable[Any]) -> None:
+        for step in steps:
+            message_id = attrs.step_message_id(step)
+            if message_id and message_id not in self.message_ids and len(self.message_ids) < MAX_MESSAGES_PER_RUN:
+                self.message_ids.append(message_id)
+
+    def missing_messages(self) -> list[str]:
+        """Ids of messages the run created whose content we have not seen."""
+        return [m for m in self.message_ids if m not in self.messages]
 
 
 @dataclass(frozen=True)
@@ -208,3 +264,5 @@ class TrackerConfig:
     idle_timeout_s: float = 1800.0
     list_steps_on_completion: bool = True
     finished_runs_kept: int = 1024
+    #: run / agent metadata keys recorded as ``azure.ai.agents.run.metadata.<key>`` (none by default)
+    metadata_keys: tuple[str, ...] = ()

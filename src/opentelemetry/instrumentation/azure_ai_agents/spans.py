@@ -20,6 +20,8 @@ from opentelemetry.semconv.attributes import error_attributes
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from . import attributes as attrs
+from . import conventions as conv
+from . import messages
 from .content import ContentPolicy
 from .metrics import RunMetrics
 from .registry import Run
@@ -33,7 +35,7 @@ def clamp(value: int, low: int, high: int) -> int:
 
 
 class SpanEmitter:
-    """Makes the run span, and ``run_step`` and ``execute_tool`` spans with explicit timestamps."""
+    """Makes the run span, and ``chat`` (run step) and ``execute_tool`` spans with explicit timestamps."""
 
     def __init__(self, tracer: Tracer, content: ContentPolicy, metrics: Optional[RunMetrics]) -> None:
         self._tracer = tracer
@@ -52,7 +54,6 @@ class SpanEmitter:
         span = self._tracer.start_span(
             run_span_name(agent_name), kind=SpanKind.CLIENT, attributes=attributes, start_time=start_ns
         )
-        self._record_request_content(span, request)
         return span
 
     @staticmethod
@@ -106,6 +107,7 @@ class SpanEmitter:
         self.flush_transitions(run)
         if state.steps_dropped:
             run.span.set_attribute(attrs.RUN_STEPS_DROPPED, state.steps_dropped)
+        self.record_run_content(run)
         state.ended = True
         run.span.end(end_time=end_ns)
         run.span = trace.NonRecordingSpan(run.span.get_span_context())
@@ -113,12 +115,15 @@ class SpanEmitter:
         state.release_payloads()
 
     def emit_children(self, run: Run) -> None:
-        """Emits the step and tool spans not emitted yet, inside the run's window."""
+        """Emits the chat (step) and tool spans not emitted yet, inside the run's window. With content capture
+        on, each chat span gets the conversation as the model saw it in this run (the run's input, then every
+        earlier step's output and tool results) and its own output."""
         state = run.state
         run_start, run_end = state.start_ns, state.end_ns or time.time_ns()
         plan, orphans = state.plan_children()
+        conversation = self._run_input(state) if self._content.enabled else None
         for step, calls in plan:
-            self.step(run.context, state.run_id, step, calls, run_start, run_end)
+            self.step(run, step, calls, run_start, run_end, conversation)
         # Function calls no listed step accounts for hang directly under the run span.
         for call_id, pending in orphans:
             start = clamp(pending.first_seen_ns or run_start, run_start, run_end)
@@ -126,23 +131,68 @@ class SpanEmitter:
             info = attrs.ToolCall(call_id, "function", pending.name or "function", pending.arguments, pending.output)
             self.tool(run.context, info, pending, start, end, None)
 
-    def _record_request_content(self, span: Span, request: Mapping[str, Any]) -> None:
-        if not self._content.enabled:
+    def record_run_content(self, run: Run) -> None:
+        """The run's opt-in content, set once before its span ends: system instructions (the run's effective
+        instructions, agent's plus additional; else the request's), input messages, the answer (the messages
+        its steps created), tool definitions."""
+        content = run.state.content
+        if content is None or not self._content.enabled or run.state.ended:
             return
-        instructions = attrs.instructions_parts(request.get("instructions"), request.get("additional_instructions"))
-        messages = attrs.input_messages(request.get("additional_messages") or request.get("thread_messages"))
+        instructions = (
+            messages.system_instructions(content.instructions)
+            if content.instructions
+            else messages.system_instructions(*content.request_instructions)
+        )
+        answer = messages.output_messages(content.messages[m] for m in content.message_ids if m in content.messages)
         self._content.record(
-            span,
+            run.span,
             {
-                gen_ai.GEN_AI_SYSTEM_INSTRUCTIONS: self._content.text("system_instructions", instructions),
-                gen_ai.GEN_AI_INPUT_MESSAGES: self._content.text("input.messages", messages),
+                conv.SYSTEM_INSTRUCTIONS: self._content.text("system_instructions", instructions),
+                conv.INPUT_MESSAGES: self._content.text("input.messages", content.input_messages or None),
+                conv.OUTPUT_MESSAGES: self._content.text("output.messages", answer),
+                conv.TOOL_DEFINITIONS: self._content.text("tool.definitions", messages.tool_definitions(content.tools)),
             },
         )
+
+    @staticmethod
+    def _run_input(state: Any) -> list[Any]:
+        content = state.content
+        return list(content.input_messages) if content is not None else []
+
+    # ---- agent operations -----------------------------------------------------------------------------
+    def start_agent_operation(self, operation: str, request: Mapping[str, Any], server: Mapping[str, Any]) -> Span:
+        attributes = {**attrs.agent_operation_attributes(operation, None, request), **server}
+        return self._tracer.start_span(
+            conv.span_name(operation, attributes.get(conv.AGENT_NAME)), kind=SpanKind.CLIENT, attributes=attributes
+        )
+
+    def end_agent_operation(self, span: Span, operation: str, agent: Any, exc: Optional[BaseException]) -> None:
+        """Ends a ``create_agent`` / ``update_agent`` span with what the returned agent says (or the error); with
+        content capture on, the agent's instructions and tool definitions as the service stored them."""
+        if exc is not None:
+            record_exception(span, exc)
+        else:
+            result = attrs.agent_operation_attributes(operation, agent, {})
+            name = result.get(conv.AGENT_NAME)
+            if name:
+                span.update_name(conv.span_name(operation, name))
+            span.set_attributes(result)
+            if self._content.enabled:
+                instructions = messages.system_instructions(attrs.field(agent, "instructions"))
+                tools = messages.tool_definitions(attrs.plain(attrs.field(agent, "tools")))
+                self._content.record(
+                    span,
+                    {
+                        conv.SYSTEM_INSTRUCTIONS: self._content.text("system_instructions", instructions),
+                        conv.TOOL_DEFINITIONS: self._content.text("tool.definitions", tools),
+                    },
+                )
+        span.end()
 
     # ---- live tool spans (functions the SDK runs for the app) -----------------------------------------
     def start_live_tool(self, parent: Optional[Context], info: attrs.ToolCall, start_ns: int) -> Span:
         span = self._tracer.start_span(
-            f"execute_tool {info.name}",
+            conv.span_name(conv.EXECUTE_TOOL, info.name),
             context=parent,
             kind=SpanKind.INTERNAL,
             attributes=info.attributes(),
@@ -166,42 +216,76 @@ class SpanEmitter:
 
     def step(
         self,
-        parent: Context,
-        run_id: Optional[str],
+        run: Run,
         step: Mapping[str, Any],
         calls: StepCalls,
         run_start: int,
         run_end: int,
+        conversation: Optional[list[Any]] = None,
     ) -> None:
-        """One step span and the spans of the tool calls in it (already de-duplicated by the caller)."""
+        """One step as a ``chat`` span (a model inference, with its own usage), and the spans of the tool calls
+        it asked for (already de-duplicated by the caller). Tool spans are the step's siblings under the run
+        span, as in the conventions' agent examples (the model asks, then the tool runs), each carrying the
+        step's id. A step asking for the app's functions ends, as a model call, when the run was first seen
+        waiting for them; any other step keeps the service's window (server-side tools run inside it)."""
         step_start, step_end = attrs.step_window_ns(step)
-        start = step_start if step_start is not None else run_start
-        end = step_end if step_end is not None else run_end
-        for _info, pending in calls:  # widen the step to hold client-timed function calls
-            if pending is not None and pending.first_seen_ns:
-                start = min(start, pending.first_seen_ns)
-                end = max(end, pending.submitted_ns or pending.first_seen_ns)
-        start = clamp(start, run_start, run_end)
-        end = clamp(end, start, run_end)
-        step_type = attrs.text_field(step, "type") or "unknown"
-        step_attrs = attrs.step_attributes(step)
-        if run_id:
-            step_attrs[attrs.RUN_ID] = run_id
+        start = clamp(step_start if step_start is not None else run_start, run_start, run_end)
+        end = clamp(step_end if step_end is not None else run_end, start, run_end)
+        asked = [p.first_seen_ns for _i, p in calls if p is not None and p.first_seen_ns]
+        if asked:
+            start = min(start, clamp(min(asked), run_start, run_end))
+            end = clamp(min(asked), start, run_end)
+        step_attrs = attrs.step_attributes(step, run.state.model)
+        step_id = step_attrs.get(attrs.STEP_ID)
         span = self._tracer.start_span(
-            f"run_step {step_type}", context=parent, kind=SpanKind.INTERNAL, attributes=step_attrs, start_time=start
+            attrs.step_span_name(run.state.model),
+            context=run.context,
+            kind=SpanKind.CLIENT,
+            attributes=step_attrs,
+            start_time=start,
         )
         error = attrs.step_error(step)
         if error:
             span.set_attribute(error_attributes.ERROR_TYPE, error[0])
             span.set_status(Status(StatusCode.ERROR, error[1] or error[0]))
-        step_context = trace.set_span_in_context(span)
-        for info, pending in calls:
-            tool_start, tool_end = start, end
-            if pending is not None and pending.first_seen_ns:
-                tool_start = clamp(pending.first_seen_ns, start, end)
-                tool_end = clamp(pending.submitted_ns or end, tool_start, end)
-            self.tool(step_context, info, pending, tool_start, tool_end, error)
+        infos = [info for info, _pending in calls]
+        if conversation is not None:
+            self._record_step_content(run, span, step, infos, conversation)
         span.end(end_time=end)
+        for info, pending in calls:
+            tool_start, tool_end = start, max(end, step_end or end)
+            if pending is not None and pending.first_seen_ns:
+                tool_start = clamp(pending.first_seen_ns, start, run_end)
+                tool_end = clamp(pending.submitted_ns or run_end, tool_start, run_end)
+            tool_end = clamp(tool_end, tool_start, run_end)
+            self.tool(run.context, info, pending, tool_start, tool_end, error, step_id)
+        if conversation is not None:
+            results = [(i, i.result if i.result is not None else (p.output if p else None)) for i, p in calls]
+            answered = messages.tool_results_message(results)
+            if answered is not None:
+                conversation.append(answered)
+
+    def _record_step_content(
+        self, run: Run, span: Span, step: Mapping[str, Any], infos: list[attrs.ToolCall], conversation: list[Any]
+    ) -> None:
+        """A chat span's input (the conversation so far, which then grows by this step's output) and output."""
+        output: Optional[list[Any]] = None
+        if infos:
+            asked = messages.tool_calls_message(infos)
+            output = [asked] if asked is not None else None
+        else:
+            content = run.state.content
+            message_id = attrs.step_message_id(step)
+            if content is not None and message_id in content.messages:
+                output = messages.output_messages([content.messages[message_id]])
+        self._content.record(
+            span,
+            {
+                conv.INPUT_MESSAGES: self._content.text("input.messages", list(conversation) or None),
+                conv.OUTPUT_MESSAGES: self._content.text("output.messages", output),
+            },
+        )
+        conversation.extend(output or [])
 
     def tool(
         self,
@@ -211,12 +295,16 @@ class SpanEmitter:
         start: int,
         end: int,
         error: Optional[tuple[str, Optional[str]]],
+        step_id: Optional[str] = None,
     ) -> None:
+        attributes = info.attributes()
+        if step_id:
+            attributes[attrs.STEP_ID] = step_id
         span = self._tracer.start_span(
-            f"execute_tool {info.name}",
+            conv.span_name(conv.EXECUTE_TOOL, info.name),
             context=parent,
             kind=SpanKind.INTERNAL,
-            attributes=info.attributes(),
+            attributes=attributes,
             start_time=start,
         )
         if self._content.enabled:
@@ -225,8 +313,8 @@ class SpanEmitter:
             self._content.record(
                 span,
                 {
-                    gen_ai.GEN_AI_TOOL_CALL_ARGUMENTS: self._content.text("tool.arguments", arguments),
-                    gen_ai.GEN_AI_TOOL_CALL_RESULT: self._content.text("tool.result", result),
+                    conv.TOOL_CALL_ARGUMENTS: self._content.text("tool.arguments", arguments),
+                    conv.TOOL_CALL_RESULT: self._content.text("tool.result", result),
                 },
             )
         if error:
@@ -247,4 +335,4 @@ def record_exception(span: Span, exc: BaseException) -> str:
 
 
 def run_span_name(agent_name: Optional[str]) -> str:
-    return f"{attrs.INVOKE_AGENT} {agent_name}" if agent_name else attrs.INVOKE_AGENT
+    return conv.span_name(conv.INVOKE_AGENT, agent_name)

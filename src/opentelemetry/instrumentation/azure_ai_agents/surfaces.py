@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from . import conventions as conv
+from .agents import AgentGetter
+from .message_reads import MessageLister
 from .operations import (
+    AgentOperation,
     Arg,
     CreateRun,
     GetStep,
@@ -17,10 +21,13 @@ from .operations import (
     ObserveAgent,
     ObserveRun,
     Operation,
+    PostMessage,
     ProcessRun,
+    ReadMessages,
     SubmitToolOutputs,
 )
 from .responses import CreateResponse, ObserveResponse
+from .run_extras import RunExtras
 from .steps import PagedStepLister, PageModelStepLister
 from .streaming import StreamClosed, StreamEvents, StreamRegistry, StreamRun, SubmitToolOutputsStream
 from .tool_execution import ExecuteFunction
@@ -39,47 +46,70 @@ class Surface:
 
 
 def _agents(module: str, client_module: str) -> list[Surface]:
-    """azure-ai-agents 1.x: ``client.runs``, ``client.run_steps`` and agent methods on the client."""
+    """azure-ai-agents 1.x: ``client.runs``, ``client.run_steps``, ``client.messages`` and agent methods on the
+    client."""
     steps = PagedStepLister(module)
+    extras = RunExtras(AgentGetter(module + "._operations"), MessageLister(module))
     sdk = "azure-ai-agents"
     return [
-        Surface(module, "RunsOperations", "create", CreateRun(steps, thread=Arg(0, "thread_id")), sdk),
-        Surface(module, "RunsOperations", "get", ObserveRun(steps), sdk),
-        Surface(module, "RunsOperations", "cancel", ObserveRun(steps), sdk),
-        Surface(module, "RunsOperations", "submit_tool_outputs", SubmitToolOutputs(steps), sdk),
+        Surface(module, "RunsOperations", "create", _x(CreateRun(steps, thread=Arg(0, "thread_id")), extras), sdk),
+        Surface(module, "RunsOperations", "get", _x(ObserveRun(steps), extras), sdk),
+        Surface(module, "RunsOperations", "cancel", _x(ObserveRun(steps), extras), sdk),
+        Surface(module, "RunsOperations", "submit_tool_outputs", _x(SubmitToolOutputs(steps), extras), sdk),
         Surface(module, "RunsOperations", "create_and_process", ProcessRun(), sdk),
         Surface(module, "RunsOperations", "stream", StreamRun(STREAMS), sdk),
         Surface(module, "RunsOperations", "submit_tool_outputs_stream", SubmitToolOutputsStream(STREAMS), sdk),
         Surface(module, "RunStepsOperations", "list", ListSteps(paged=True), sdk),
         Surface(module, "RunStepsOperations", "get", GetStep(), sdk),
-        Surface(client_module, "AgentsClient", "create_thread_and_run", CreateRun(steps, body=Arg(0, "body")), sdk),
+        Surface(module, "MessagesOperations", "create", PostMessage(), sdk),
+        Surface(module, "MessagesOperations", "list", ReadMessages(paged=True), sdk),
+        Surface(module, "MessagesOperations", "get", ReadMessages(), sdk),
+        Surface(
+            client_module,
+            "AgentsClient",
+            "create_thread_and_run",
+            _x(CreateRun(steps, body=Arg(0, "body")), extras),
+            sdk,
+        ),
         Surface(client_module, "AgentsClient", "create_thread_and_process_run", ProcessRun(), sdk),
-        Surface(client_module, "AgentsClient", "create_agent", ObserveAgent(), sdk),
+        Surface(client_module, "AgentsClient", "create_agent", AgentOperation(conv.CREATE_AGENT), sdk),
         Surface(client_module, "AgentsClient", "get_agent", ObserveAgent(), sdk),
-        Surface(client_module, "AgentsClient", "update_agent", ObserveAgent(), sdk),
+        Surface(
+            client_module, "AgentsClient", "update_agent", AgentOperation(conv.UPDATE_AGENT, Arg(0, "agent_id")), sdk
+        ),
     ]
 
 
 def _projects(module: str) -> list[Surface]:
     """azure-ai-projects 1.0.0bX: everything on ``client.agents`` (``AgentsOperations``)."""
     steps = PageModelStepLister("list_run_steps")
+    extras = RunExtras(AgentGetter(), MessageLister(legacy_method="list_messages"))
     sdk = "azure-ai-projects"
     ops = "AgentsOperations"
     return [
-        Surface(module, ops, "create_run", CreateRun(steps, thread=Arg(0, "thread_id")), sdk),
-        Surface(module, ops, "get_run", ObserveRun(steps), sdk),
-        Surface(module, ops, "cancel_run", ObserveRun(steps), sdk),
-        Surface(module, ops, "submit_tool_outputs_to_run", SubmitToolOutputs(steps), sdk),
+        Surface(module, ops, "create_run", _x(CreateRun(steps, thread=Arg(0, "thread_id")), extras), sdk),
+        Surface(module, ops, "get_run", _x(ObserveRun(steps), extras), sdk),
+        Surface(module, ops, "cancel_run", _x(ObserveRun(steps), extras), sdk),
+        Surface(module, ops, "submit_tool_outputs_to_run", _x(SubmitToolOutputs(steps), extras), sdk),
         Surface(module, ops, "create_and_process_run", ProcessRun(), sdk),
         Surface(module, ops, "create_stream", StreamRun(STREAMS), sdk),
         Surface(module, ops, "submit_tool_outputs_to_stream", SubmitToolOutputsStream(STREAMS), sdk),
         Surface(module, ops, "list_run_steps", ListSteps(paged=False), sdk),
         Surface(module, ops, "get_run_step", GetStep(), sdk),
-        Surface(module, ops, "create_thread_and_run", CreateRun(steps, body=Arg(0, "body")), sdk),
-        Surface(module, ops, "create_agent", ObserveAgent(), sdk),
+        Surface(module, ops, "create_message", PostMessage(), sdk),
+        Surface(module, ops, "list_messages", ReadMessages(), sdk),
+        Surface(module, ops, "get_message", ReadMessages(), sdk),
+        Surface(module, ops, "create_thread_and_run", _x(CreateRun(steps, body=Arg(0, "body")), extras), sdk),
+        Surface(module, ops, "create_agent", AgentOperation(conv.CREATE_AGENT), sdk),
         Surface(module, ops, "get_agent", ObserveAgent(), sdk),
-        Surface(module, ops, "update_agent", ObserveAgent(), sdk),
+        Surface(module, ops, "update_agent", AgentOperation(conv.UPDATE_AGENT, Arg(0, "agent_id")), sdk),
     ]
+
+
+def _x(operation: Operation, extras: RunExtras) -> Operation:
+    """``operation``, reading a finished run's agent and answer through ``extras`` when nothing else showed them."""
+    operation.extras = extras
+    return operation
 
 
 def _models(module: str, sdk: str) -> list[Surface]:

@@ -24,9 +24,7 @@ All service objects are read as wire-format mappings (see ``attributes``).
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections import OrderedDict
 from typing import Any, Iterable, Mapping, Optional
 
 from opentelemetry import context as otel_context
@@ -36,10 +34,13 @@ from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ge
 from opentelemetry.trace import Tracer
 
 from . import attributes as attrs
+from . import messages
+from .agents import AgentCache
 from .content import ContentPolicy
+from .message_reads import PostedMessages
 from .metrics import RunMetrics
 from .registry import Registry, Run
-from .run_state import MAX_KNOWN_AGENTS, RunState, TrackerConfig
+from .run_state import RunContent, RunState, TrackerConfig
 from .spans import SpanEmitter, clamp
 
 __all__ = ["LiveTool", "RunTracker", "attach", "detach", "clamp"]
@@ -72,17 +73,25 @@ class RunTracker:
         self._metrics = metrics
         self.spans = SpanEmitter(tracer, content, metrics)
         self.registry = Registry(self.config)
-        self._agents_lock = threading.Lock()
-        self._agent_names: "OrderedDict[str, str]" = OrderedDict()
+        self.agents = AgentCache()
+        #: messages the app posted to threads, until a run consumes them (content capture only)
+        self.thread_messages = PostedMessages()
+
+    @property
+    def content_enabled(self) -> bool:
+        return self._content.enabled
 
     # ---- creating a run ------------------------------------------------------------------------------
     def begin_run(self, request: Mapping[str, Any], server: Mapping[str, Any]) -> Run:
         """Opens the run span just before the create call, as a child of the current span."""
         self.sweep()
         agent_id = request.get("assistant_id") if isinstance(request.get("assistant_id"), str) else None
-        agent_name = self.agent_name(agent_id)
+        agent = self.agents.get(agent_id)
+        agent_name = agent.name if agent is not None else None
         start_ns = time.time_ns()
         span = self.spans.start_run(request, server, agent_name, start_ns)
+        if agent is not None:
+            span.set_attributes({**agent.attributes(), **self._metadata(agent.metadata)})
         model = request.get("model")
         state = RunState(
             start_ns=start_ns,
@@ -91,9 +100,25 @@ class RunTracker:
             model=model if isinstance(model, str) else None,
             last_seen=time.monotonic(),
         )
+        if self._content.enabled:
+            state.content = self._request_content(request)
         run = Run(state, span, trace.set_span_in_context(span))
         self.registry.add_unregistered(run)
         return run
+
+    def _request_content(self, request: Mapping[str, Any]) -> RunContent:
+        """What the create request says the run is asked (content capture on): the thread's messages the app
+        posted since the thread's previous run, a new thread's messages, ``additional_messages``; and the
+        request's instructions (used when the run object does not report its effective ones)."""
+        thread_id = request.get("thread_id")
+        posted = self.thread_messages.take(thread_id) if isinstance(thread_id, str) else []
+        inputs = list(posted)
+        for source in (request.get("thread_messages"), request.get("additional_messages")):
+            inputs.extend(messages.input_messages(source) or [])
+        return RunContent(
+            request_instructions=(request.get("instructions"), request.get("additional_instructions")),
+            input_messages=inputs,
+        )
 
     def run_created(self, run: Run, snapshot: Any) -> Optional[Run]:
         """Registers the run the service created. Returns the run if it is already terminal."""
@@ -147,6 +172,9 @@ class RunTracker:
                 return None
             if change.attributes is not None:
                 self.spans.update_run(run, change.attributes)
+            if self.config.metadata_keys and not run.state.metadata_done:
+                run.state.metadata_done = True
+                self.spans.update_run(run, self._metadata(attrs.field(snapshot, "metadata")))
             if run.state.status == "requires_action":
                 self.registry.own_calls(run, list(run.state.calls))
         if change.terminal:
@@ -188,10 +216,11 @@ class RunTracker:
                 self.spans.set_run_attribute(run, attrs.RUN_STEPS_UNAVAILABLE, unavailable)
             self.spans.emit_children(run)
             if not state.agent_named:
-                name = self.agent_name(state.agent_id)
-                if name:
+                agent = self.agents.get(state.agent_id)
+                if agent is not None and agent.name:
                     state.agent_named = True
-                    self.spans.name_run(run, name)
+                    self.spans.name_run(run, agent.name)
+                    self.spans.update_run(run, agent.attributes())
             if state.error:
                 self.spans.record_error(run, state.error)
             end_ns = state.end_ns or time.time_ns()
@@ -263,23 +292,66 @@ class RunTracker:
 
     # ---- agents ----------------------------------------------------------------------------------------
     def learn_agent(self, agent: Any) -> None:
-        """Remembers an agent's name (from create/get/update agent) so run spans read ``invoke_agent {name}``."""
-        agent_id, name = attrs.text_field(agent, "id"), attrs.text_field(agent, "name")
-        if agent_id is None or name is None:
+        """Remembers an agent (from create / get / update agent, or our own lookup) so run spans read
+        ``invoke_agent {name}`` and carry its description; names the open runs of that agent still unnamed."""
+        info = attrs.agent_info(agent)
+        if info is None:
             return
-        with self._agents_lock:
-            self._agent_names[agent_id] = name
-            self._agent_names.move_to_end(agent_id)
-            while len(self._agent_names) > MAX_KNOWN_AGENTS:
-                self._agent_names.popitem(last=False)
-        for run in self.registry.runs_named_by(agent_id):
+        self.agents.learn(info)
+        if info.name is None:
+            return
+        for run in self.registry.runs_named_by(info.id):
             with run.lock:
                 if not run.state.agent_named and not run.state.ended:
                     run.state.agent_named = True
-                    self.spans.name_run(run, name)
+                    self.spans.name_run(run, info.name)
+                    self.spans.update_run(run, {**info.attributes(), **self._metadata(info.metadata)})
+
+    def start_agent_operation(self, operation: str, request: Mapping[str, Any], server: Mapping[str, Any]) -> Any:
+        """Opens a ``create_agent`` / ``update_agent`` span (a child of the current span)."""
+        return self.spans.start_agent_operation(operation, request, server)
+
+    def end_agent_operation(self, span: Any, operation: str, agent: Any, exc: Optional[BaseException] = None) -> None:
+        self.spans.end_agent_operation(span, operation, agent, exc)
+
+    @staticmethod
+    def context_of(span: Any) -> Context:
+        return trace.set_span_in_context(span)
 
     def agent_name(self, agent_id: Optional[str]) -> Optional[str]:
-        return self._agent_names.get(agent_id) if agent_id else None
+        agent = self.agents.get(agent_id)
+        return agent.name if agent is not None else None
+
+    def agent_to_look_up(self, run: Run) -> Optional[str]:
+        """The run's agent id when nothing is known about that agent and nobody looked it up yet (once per id)."""
+        agent_id = run.state.agent_id
+        return agent_id if self.agents.claim_lookup(agent_id) else None
+
+    # ---- messages (content capture only) ------------------------------------------------------------------
+    def message_posted(self, thread_id: Any, message: Any) -> None:
+        """The app posted a message to a thread: the next run on that thread consumed it (its input)."""
+        if self._content.enabled and isinstance(thread_id, str):
+            self.thread_messages.add(thread_id, message)
+
+    def observe_messages(self, items: Iterable[Any]) -> None:
+        """Messages the app read (or a stream carried): the runs that created them keep their content."""
+        if not self._content.enabled:
+            return
+        for message in items:
+            run = self.registry.known_run(attrs.text_field(message, "run_id"))
+            if run is None:
+                continue
+            with run.lock:
+                if run.state.content is not None and not run.state.ended:
+                    run.state.content.observe_messages([message])
+
+    def messages_to_fetch(self, run: Run) -> bool:
+        """True when content capture is on and the run created messages whose content we have not seen."""
+        content = run.state.content
+        return self._content.enabled and content is not None and bool(content.missing_messages())
+
+    def _metadata(self, metadata: Any) -> dict[str, str]:
+        return attrs.metadata_attributes(metadata, self.config.metadata_keys) if self.config.metadata_keys else {}
 
     # ---- bounds ----------------------------------------------------------------------------------------
     def sweep(self) -> None:

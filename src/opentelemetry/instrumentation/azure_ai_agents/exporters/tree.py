@@ -137,6 +137,11 @@ def _is_genai(span: ReadableSpan) -> bool:
     return any(key.startswith("gen_ai.") for key in _attrs(span))
 
 
+def _is_lifecycle(span: ReadableSpan) -> bool:
+    """``create_agent`` / ``update_agent``: alone, not a tree worth printing."""
+    return _attrs(span).get(_OPERATION) in ("create_agent", "update_agent")
+
+
 def _is_http(span: ReadableSpan) -> bool:
     attrs = _attrs(span)
     return not _is_genai(span) and any(key in attrs for key in _HTTP_METHODS)
@@ -521,7 +526,7 @@ class RunTreeSpanExporter(SpanExporter):
             self._print(buffered, unfinished=True)
 
     def _print(self, buffered: _Buffered, *, unfinished: bool) -> None:
-        if self._only_genai and not any(_is_genai(s) for s in buffered.spans):
+        if self._only_genai and not any(_is_genai(s) and not _is_lifecycle(s) for s in buffered.spans):
             return
         color = self._use_color()
         text = render_trace(

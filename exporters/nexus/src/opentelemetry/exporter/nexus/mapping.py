@@ -41,6 +41,7 @@ ERROR_TYPE = "error.type"
 RUN_UNFINISHED = "azure.ai.agents.run.unfinished"
 INVOKE_AGENT = "invoke_agent"
 _GENAI_PREFIXES = ("gen_ai.", "azure.ai.agents.")
+_AGENT_LIFECYCLE = ("create_agent", "update_agent")
 
 #: Opt-in content attributes: never copied into the "attributes" fallback input.
 CONTENT_ATTRIBUTES = frozenset(
@@ -71,8 +72,12 @@ def is_run(span: ReadableSpan) -> bool:
 
 
 def is_genai(span: ReadableSpan) -> bool:
-    """Any ``gen_ai.*`` or ``azure.ai.agents.*`` attribute."""
-    return any(key.startswith(_GENAI_PREFIXES) for key in (span.attributes or {}))
+    """Any ``gen_ai.*`` or ``azure.ai.agents.*`` attribute, agent lifecycle spans (``create_agent`` /
+    ``update_agent``) excepted: alone they are not worth a Nexus trace (the Free plan has 1,000 a month)."""
+    attributes = span.attributes or {}
+    if attributes.get(OPERATION_NAME) in _AGENT_LIFECYCLE:
+        return False
+    return any(key.startswith(_GENAI_PREFIXES) for key in attributes)
 
 
 def span_id(span: ReadableSpan) -> int:
