@@ -46,6 +46,7 @@ def test_function_call_round_trip_is_two_linked_invocations(instrument: Any, ope
         assert attrs["gen_ai.response.id"] == attrs["azure.ai.agents.run.id"] == response.id
         assert attrs["azure.ai.agents.run.status"] == "completed" and attrs["gen_ai.response.model"] == "gpt-4o"
         assert (attrs["gen_ai.usage.input_tokens"], attrs["gen_ai.usage.output_tokens"]) == (120, 30)
+        assert attrs["gen_ai.request.model"] == "gpt-4o" and attrs["gen_ai.request.temperature"] == 1.0
         assert attrs["server.address"] == "127.0.0.1" and isinstance(attrs["server.port"], int)
     assert attributes(asking)["azure.ai.agents.run.required_tool_calls"] == 1
     assert "azure.ai.agents.run.required_tool_calls" not in attributes(answering)

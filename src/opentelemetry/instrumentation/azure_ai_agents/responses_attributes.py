@@ -115,6 +115,11 @@ def response_attributes(response: Any) -> dict[str, Any]:
             gen_ai.GEN_AI_RESPONSE_ID: response_id,
             attrs.RUN_ID: response_id,
             gen_ai.GEN_AI_RESPONSE_MODEL: text(response, "model"),
+            # The effective settings, as classic runs take them from the run object (the agent's unless overridden).
+            gen_ai.GEN_AI_REQUEST_MODEL: text(response, "model"),
+            gen_ai.GEN_AI_REQUEST_TEMPERATURE: attrs.number(get(response, "temperature")),
+            gen_ai.GEN_AI_REQUEST_TOP_P: attrs.number(get(response, "top_p")),
+            gen_ai.GEN_AI_REQUEST_MAX_TOKENS: _int(get(response, "max_output_tokens")),
             gen_ai.GEN_AI_USAGE_INPUT_TOKENS: integer(usage, "input_tokens"),
             gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS: integer(usage, "output_tokens"),
             gen_ai.GEN_AI_CONVERSATION_ID: conversation,
