@@ -21,11 +21,12 @@ def _traces(out: str) -> list[str]:
 
 
 def test_quickstart_shows_classic_runs_and_new_invocations() -> None:
-    traces = _traces(_example("quickstart.py"))
+    out = _example("quickstart.py")
+    traces = _traces(out)
 
     classic = [t for t in traces if "run_step" in t]
     new = [t for t in traces if "resp_" in t]
-    assert len(classic) == 3 and len(new) == 4  # the function round trip is two invocations
+    assert len(classic) == 3 and len(new) == 4, out[-4000:]  # the function round trip is two invocations
     assert sum("invoke_agent weather-agent" in t for t in new) == 2
     assert any("execute_tool code_interpre" in t for t in new)
     assert any("invoke_agent flaky-agent" in t and "✗ server_error" in t for t in new)
@@ -43,5 +44,5 @@ def test_zero_code_loading_instruments_the_new_agents() -> None:
         OTEL_PYTHON_DISTRO="distro",
         OTEL_PYTHON_CONFIGURATOR="configurator",
     )
-    assert len([t for t in _traces(out) if "resp_" in t]) == 4
-    assert out.count("response resp_") == 3  # the app's own output is unchanged
+    assert len([t for t in _traces(out) if "resp_" in t]) == 4, out[-4000:]
+    assert out.count("response resp_") == 3, out[-4000:]  # the app's own output is unchanged
