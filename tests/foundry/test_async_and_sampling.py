@@ -69,7 +69,7 @@ def test_ten_concurrent_async_invocations_do_not_cross_talk(instrument: Any, emu
         span = by_parent[parent_id]
         attrs = attributes(span)
         assert span.name == f"invoke_agent {agent}"
-        assert attrs["gen_ai.conversation.id"] == conversation_id and attrs["gen_ai.response.id"] == response_id
+        assert attrs["gen_ai.conversation.id"] == conversation_id and attrs["azure.ai.agents.run.id"] == response_id
         assert ("error.type" in attrs) == (agent == "failed")
         assert "azure.ai.agents.run.unfinished" not in attrs
         expected_tools = {"code_interpreter": 1, "all_tools": 4}.get(agent, 0)

@@ -24,7 +24,7 @@ def test_quickstart_shows_classic_runs_and_new_invocations() -> None:
     out = _example("quickstart.py")
     traces = _traces(out)
 
-    classic = [t for t in traces if "run_step" in t]
+    classic = [t for t in traces if "resp_" not in t]
     new = [t for t in traces if "resp_" in t]
     assert len(classic) == 3 and len(new) == 4, out[-4000:]  # the function round trip is two invocations
     assert sum("invoke_agent weather-agent" in t for t in new) == 2

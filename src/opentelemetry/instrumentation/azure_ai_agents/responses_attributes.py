@@ -3,8 +3,8 @@
 Requests are the keyword arguments of ``responses.create``; responses, output items and stream events are the
 ``openai`` package's models (pydantic) or plain dicts: :func:`get` reads either, never raising. Where a field means
 what a classic run's field meant, the attribute is the classic one (see README, "Migrating to the new Foundry
-agents"): the conversation is ``gen_ai.conversation.id``, the response id is ``gen_ai.response.id`` (and
-``azure.ai.agents.run.id``), its status ``azure.ai.agents.run.status``.
+agents"): the conversation is ``gen_ai.conversation.id``, the response id ``azure.ai.agents.run.id``, its status
+``azure.ai.agents.run.status``, its model and settings ``gen_ai.request.*``.
 """
 
 from __future__ import annotations
@@ -112,9 +112,9 @@ def response_attributes(response: Any) -> dict[str, Any]:
     reference = get(response, "agent_reference") or get(response, "agent")
     return attrs.without_none(
         {
-            gen_ai.GEN_AI_RESPONSE_ID: response_id,
+            # As on classic run spans: the id is azure.ai.agents.run.id and the model gen_ai.request.model (no
+            # gen_ai.response.id / .model on invoke_agent: see attributes.run_attributes).
             attrs.RUN_ID: response_id,
-            gen_ai.GEN_AI_RESPONSE_MODEL: text(response, "model"),
             # The effective settings, as classic runs take them from the run object (the agent's unless overridden).
             gen_ai.GEN_AI_REQUEST_MODEL: text(response, "model"),
             gen_ai.GEN_AI_REQUEST_TEMPERATURE: attrs.number(get(response, "temperature")),
