@@ -44,6 +44,7 @@ _log = logging.getLogger(__name__)
 ENV_MAX_OPEN_RUNS = "OTEL_INSTRUMENTATION_AZURE_AI_AGENTS_MAX_OPEN_RUNS"
 ENV_IDLE_TIMEOUT = "OTEL_INSTRUMENTATION_AZURE_AI_AGENTS_RUN_IDLE_TIMEOUT"
 ENV_LIST_STEPS = "OTEL_INSTRUMENTATION_AZURE_AI_AGENTS_LIST_STEPS_ON_COMPLETION"
+ENV_METADATA_KEYS = "OTEL_INSTRUMENTATION_AZURE_AI_AGENTS_METADATA_KEYS"
 
 
 class AzureAgentInstrumentor(BaseInstrumentor):  # type: ignore[misc]
@@ -55,7 +56,9 @@ class AzureAgentInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     * ``capture_content``: record prompts, tool arguments and results (default: from the environment, off);
     * ``redact_content``: ``(kind, text) -> text | None`` applied to captured content before it is recorded;
     * ``list_steps_on_completion``: list a finished run's steps to emit step and tool spans (default True);
-    * ``max_open_runs`` / ``run_idle_timeout``: bounds of the open-run registry (5,000 runs / 1,800 s).
+    * ``max_open_runs`` / ``run_idle_timeout``: bounds of the open-run registry (5,000 runs / 1,800 s);
+    * ``metadata_keys``: run / agent metadata keys recorded as ``azure.ai.agents.run.metadata.<key>`` (none by
+      default: metadata can hold user data).
     """
 
     _tracker: Optional[RunTracker] = None
@@ -81,6 +84,7 @@ class AzureAgentInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             max_open_runs=int(_number_setting(kwargs.get("max_open_runs"), ENV_MAX_OPEN_RUNS, 5_000, minimum=1)),
             idle_timeout_s=_number_setting(kwargs.get("run_idle_timeout"), ENV_IDLE_TIMEOUT, 1800.0, minimum=0),
             list_steps_on_completion=_bool_setting(kwargs.get("list_steps_on_completion"), ENV_LIST_STEPS, True),
+            metadata_keys=_keys_setting(kwargs.get("metadata_keys"), ENV_METADATA_KEYS),
         )
         metrics = RunMetrics(meter)
         tracker = RunTracker(tracer, content, config, metrics)
@@ -116,6 +120,19 @@ def _number_setting(value: Any, env: str, default: float, minimum: float) -> flo
     except (TypeError, ValueError):
         _log.warning("%s must be a number; using %s", env, default)
         return default
+
+
+def _keys_setting(value: Any, env: str) -> tuple[str, ...]:
+    """Metadata keys from a list argument or a comma-separated variable; none by default."""
+    if value is None:
+        value = os.environ.get(env, "")
+    if isinstance(value, str):
+        value = value.split(",")
+    try:
+        return tuple(dict.fromkeys(k.strip() for k in value if isinstance(k, str) and k.strip()))
+    except TypeError:
+        _log.warning("%s must be a list of metadata keys; recording none", env)
+        return ()
 
 
 def _bool_setting(value: Any, env: str, default: bool) -> bool:

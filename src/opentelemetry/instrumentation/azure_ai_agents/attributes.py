@@ -308,7 +308,9 @@ def agent_operation_attributes(operation: str, agent: Any, request: Mapping[str,
 # --- steps ------------------------------------------------------------------------------------------------
 def step_attributes(step: Mapping[str, Any], model: Optional[str] = None) -> dict[str, Any]:
     """A run step is one model inference (it created a message, or asked for tool calls): a ``chat`` span with
-    its own usage, keeping the step's identity as our attributes."""
+    its own usage, keeping the step's identity as our attributes. The model is the run's: the service reports
+    the deployment asked for (``gen_ai.request.model``), not the model version that answered, so no
+    ``gen_ai.response.model`` is claimed."""
     usage = field(step, "usage")
     status = text_field(step, "status")
     reason = finish_reason(step, status)
@@ -316,7 +318,6 @@ def step_attributes(step: Mapping[str, Any], model: Optional[str] = None) -> dic
         {
             **identity(conv.CHAT),
             conv.REQUEST_MODEL: model,
-            conv.RESPONSE_MODEL: model,
             conv.CONVERSATION_ID: text_field(step, "thread_id"),
             conv.AGENT_ID: text_field(step, "assistant_id") or text_field(step, "agent_id"),
             RUN_ID: text_field(step, "run_id"),

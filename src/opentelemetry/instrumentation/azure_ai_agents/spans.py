@@ -231,7 +231,9 @@ class SpanEmitter:
         step_start, step_end = attrs.step_window_ns(step)
         start = clamp(step_start if step_start is not None else run_start, run_start, run_end)
         end = clamp(step_end if step_end is not None else run_end, start, run_end)
-        asked = [p.first_seen_ns for _i, p in calls if p is not None and p.first_seen_ns]
+        # Every call the step asked for, including those already traced live (the SDK ran them for the app).
+        asked_calls = [(info, run.state.calls.get(info.id) if info.id else None) for info in _step_calls(step)]
+        asked = [p.first_seen_ns for _i, p in asked_calls if p is not None and p.first_seen_ns]
         if asked:
             start = min(start, clamp(min(asked), run_start, run_end))
             end = clamp(min(asked), start, run_end)
@@ -248,9 +250,8 @@ class SpanEmitter:
         if error:
             span.set_attribute(error_attributes.ERROR_TYPE, error[0])
             span.set_status(Status(StatusCode.ERROR, error[1] or error[0]))
-        infos = [info for info, _pending in calls]
         if conversation is not None:
-            self._record_step_content(run, span, step, infos, conversation)
+            self._record_step_content(run, span, step, [info for info, _p in asked_calls], conversation)
         span.end(end_time=end)
         for info, pending in calls:
             tool_start, tool_end = start, max(end, step_end or end)
@@ -260,7 +261,7 @@ class SpanEmitter:
             tool_end = clamp(tool_end, tool_start, run_end)
             self.tool(run.context, info, pending, tool_start, tool_end, error, step_id)
         if conversation is not None:
-            results = [(i, i.result if i.result is not None else (p.output if p else None)) for i, p in calls]
+            results = [(i, i.result if i.result is not None else (p.output if p else None)) for i, p in asked_calls]
             answered = messages.tool_results_message(results)
             if answered is not None:
                 conversation.append(answered)
@@ -323,6 +324,10 @@ class SpanEmitter:
         span.end(end_time=end)
         if self._metrics is not None:
             self._metrics.record_tool((end - start) / 1e9, info.name, info.semconv_type, error[0] if error else None)
+
+
+def _step_calls(step: Mapping[str, Any]) -> list[attrs.ToolCall]:
+    return [attrs.tool_call(c) for c in attrs.step_tool_calls(step)]
 
 
 def record_exception(span: Span, exc: BaseException) -> str:

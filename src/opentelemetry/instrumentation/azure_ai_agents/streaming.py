@@ -36,6 +36,7 @@ _log = logging.getLogger(__name__)
 
 _STEP_EVENT = "thread.run.step."
 _RUN_EVENT = "thread.run."
+_MESSAGE_DONE = "thread.message.completed"
 _RUN_STATUSES = attrs.TERMINAL_STATUSES | {"queued", "in_progress", "requires_action", "cancelling"}
 
 
@@ -65,6 +66,10 @@ class RunStream:
         self.created = created  #: the run is registered with the tracker (its id is known)
         self.opened_run = not created  #: this stream started the run: its first event times the first chunk
         self.done = False  #: the run ended, or a newer stream carries it
+        #: (reads, the object the app called): what the run still needs when it ends (its agent, say)
+        self.reads: Optional[tuple[Any, Any]] = None
+        self.ending: Optional[Run] = None  #: an async stream's run that ended, to finish once its reads are done
+        self.is_async = False
 
     def on_frame(self, tracker: RunTracker, frame: Any) -> None:
         if self.done:
@@ -78,6 +83,8 @@ class RunStream:
         if name.startswith(_STEP_EVENT):
             if not name.endswith(".delta") and isinstance(data, dict):
                 tracker.observe_steps(self.state.run_id or attrs.text_field(data, "run_id"), [data])
+        elif name == _MESSAGE_DONE and isinstance(data, dict):
+            tracker.observe_messages([data])  # the run's answer, whole (content capture only)
         elif name.startswith(_RUN_EVENT) and isinstance(data, dict):
             self._on_run(tracker, name[len(_RUN_EVENT) :], data)
         elif name == "error":
@@ -98,7 +105,24 @@ class RunStream:
             ended = tracker.observe_run(run)
         if ended is not None:
             self.done = True
-            tracker.finish_run(ended)  # steps came as events: nothing to list
+            if self.reads is None:
+                tracker.finish_run(ended)  # steps came as events: nothing to list
+            elif self.is_async:
+                self.ending = ended  # finished by StreamEvents.after_async, after awaiting its reads
+            else:
+                extras, instance = self.reads
+                extras.read(tracker, instance, ended.thread_id, ended, None)
+                tracker.finish_run(ended)
+
+    async def finish_async(self, tracker: RunTracker) -> None:
+        ended, self.ending = self.ending, None
+        if ended is None or self.reads is None:
+            return
+        extras, instance = self.reads
+        try:
+            await extras.read_async(tracker, instance, ended.thread_id, ended, None)
+        finally:
+            tracker.finish_run(ended)
 
     def on_end(self, tracker: RunTracker, reason: str, exc: Optional[BaseException] = None) -> None:
         """The stream stopped (exhausted, closed, dropped or raised) before a terminal event. Only the run's
@@ -156,6 +180,12 @@ class StreamRegistry:
         if old is not None:
             old[2].detach()
 
+    def give_reads(self, handler: Any, extras: Any, instance: Any, is_async: bool) -> None:
+        """The reads ``handler``'s run needs when it ends (see ``run_extras``), made through ``instance``."""
+        stream = self.get(handler) if handler is not None else None
+        if stream is not None and extras is not None:
+            stream.reads, stream.is_async = (extras, instance), is_async
+
     def _dropped(self, key: int, stream: RunStream, tracker: RunTracker) -> None:
         with self._lock:
             entry = self._by_handler.get(key)
@@ -178,10 +208,13 @@ class StreamRun(CreateRun):
                 tracker.abandon_run(call.state, "stream_unobservable")
             return result
         self._registry.bind(tracker, handler, call.state, created=False)
+        self._registry.give_reads(handler, self.extras, instance, is_async=False)
         return result
 
     async def after_async(self, tracker: RunTracker, instance: Any, call: Call, result: Any) -> Any:
-        return self.after(tracker, instance, call, result)
+        self.after(tracker, instance, call, result)
+        self._registry.give_reads(getattr(result, "event_handler", None), self.extras, instance, is_async=True)
+        return result
 
 
 class SubmitToolOutputsStream(SubmitToolOutputs):
@@ -201,10 +234,13 @@ class SubmitToolOutputsStream(SubmitToolOutputs):
         state = tracker.open_state(call.run_id)
         if state is not None and call.payload is not None:
             self._registry.bind(tracker, call.payload, state, created=True)
+            self._registry.give_reads(call.payload, self.extras, instance, is_async=False)
         return result
 
     async def after_async(self, tracker: RunTracker, instance: Any, call: Call, result: Any) -> Any:
-        return self.after(tracker, instance, call, result)
+        self.after(tracker, instance, call, result)
+        self._registry.give_reads(call.payload, self.extras, instance, is_async=True)
+        return result
 
 
 class StreamEvents(Operation):
@@ -220,6 +256,12 @@ class StreamEvents(Operation):
 
     def after(self, tracker: RunTracker, instance: Any, call: Call, result: Any) -> Any:
         call.payload.on_frame(tracker, result)
+        return result
+
+    async def after_async(self, tracker: RunTracker, instance: Any, call: Call, result: Any) -> Any:
+        call.payload.on_frame(tracker, result)
+        if call.payload.ending is not None:
+            await call.payload.finish_async(tracker)
         return result
 
     def failed(self, tracker: RunTracker, call: Call, exc: BaseException) -> None:

@@ -57,8 +57,10 @@ def _agents(module: str, client_module: str) -> list[Surface]:
         Surface(module, "RunsOperations", "cancel", _x(ObserveRun(steps), extras), sdk),
         Surface(module, "RunsOperations", "submit_tool_outputs", _x(SubmitToolOutputs(steps), extras), sdk),
         Surface(module, "RunsOperations", "create_and_process", ProcessRun(), sdk),
-        Surface(module, "RunsOperations", "stream", StreamRun(STREAMS), sdk),
-        Surface(module, "RunsOperations", "submit_tool_outputs_stream", SubmitToolOutputsStream(STREAMS), sdk),
+        Surface(module, "RunsOperations", "stream", _x(StreamRun(STREAMS), extras), sdk),
+        Surface(
+            module, "RunsOperations", "submit_tool_outputs_stream", _x(SubmitToolOutputsStream(STREAMS), extras), sdk
+        ),
         Surface(module, "RunStepsOperations", "list", ListSteps(paged=True), sdk),
         Surface(module, "RunStepsOperations", "get", GetStep(), sdk),
         Surface(module, "MessagesOperations", "create", PostMessage(), sdk),
@@ -92,8 +94,8 @@ def _projects(module: str) -> list[Surface]:
         Surface(module, ops, "cancel_run", _x(ObserveRun(steps), extras), sdk),
         Surface(module, ops, "submit_tool_outputs_to_run", _x(SubmitToolOutputs(steps), extras), sdk),
         Surface(module, ops, "create_and_process_run", ProcessRun(), sdk),
-        Surface(module, ops, "create_stream", StreamRun(STREAMS), sdk),
-        Surface(module, ops, "submit_tool_outputs_to_stream", SubmitToolOutputsStream(STREAMS), sdk),
+        Surface(module, ops, "create_stream", _x(StreamRun(STREAMS), extras), sdk),
+        Surface(module, ops, "submit_tool_outputs_to_stream", _x(SubmitToolOutputsStream(STREAMS), extras), sdk),
         Surface(module, ops, "list_run_steps", ListSteps(paged=False), sdk),
         Surface(module, ops, "get_run_step", GetStep(), sdk),
         Surface(module, ops, "create_message", PostMessage(), sdk),
