@@ -158,6 +158,7 @@ class NexusClient:
         self.max_retry_after = max_retry_after
         self.hard_deadline = float("inf")  # monotonic; lowered by interrupt()
         self.paused_until = 0.0  # monotonic; raised by 429 / Retry-After answers, honoured by every request
+        self.single_attempt = False  # set for a round that only probes whether Nexus is back: no retries
         self._interrupted = threading.Event()
         # Should a server ever echo the key back, it must not reach a log line through an error message.
         self._redact: Callable[[str], str] = lambda text: text.replace(api_key, "[REDACTED]") if api_key else text
@@ -257,7 +258,7 @@ class NexusClient:
             if delay is None:
                 delay = self.backoff_delay(attempt)
             _logger.debug("Nexus request failed, retrying in %.2fs: %s", delay, reason)
-            if not self._sleep(delay, deadline):
+            if self.single_attempt or not self._sleep(delay, deadline):
                 raise NexusUnavailable(f"{reason}; gave up after {attempt} attempt(s)")
 
     def backoff_delay(self, attempt: int) -> float:

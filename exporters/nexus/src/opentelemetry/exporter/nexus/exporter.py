@@ -236,14 +236,15 @@ class NexusSpanExporter(SpanExporter):
         self._sender.close()
 
     # -- internals ----------------------------------------------------------------------------------------
-    def _round(self, traces: list[NexusTrace], deadline: float, force: bool) -> bool:
-        """One delivery round (round lock held): the backlog and ``traces``. True when nothing is left."""
+    def _round(self, traces: list[NexusTrace], deadline: float, force: bool, probe: bool = False) -> bool:
+        """One delivery round (round lock held): the backlog and ``traces``. True when nothing is left.
+        ``probe``: one attempt per request (the timer's retry must not hold the lock for a whole timeout)."""
         assert self._sender is not None
         work = list({id(t): t for t in [*self._backlog, *traces] if t.unsent}.values())
         rejected_before = self._rejected()
         attempted = bool(work) and (force or time.monotonic() >= self._retry_at)
         if attempted:
-            self._sender.deliver(work, deadline)
+            self._sender.deliver(work, deadline, single_attempt=probe)
         left = [t for t in work if t.unsent]
         self._backlog = self._bounded(left)
         if left and attempted:
@@ -280,7 +281,7 @@ class NexusSpanExporter(SpanExporter):
             return  # a round is running: it takes the backlog along
         try:
             if not self._is_shutdown:
-                self._round([], time.monotonic() + self._export_timeout, force=True)
+                self._round([], time.monotonic() + self._export_timeout, force=True, probe=True)
         finally:
             self._round_lock.release()
 

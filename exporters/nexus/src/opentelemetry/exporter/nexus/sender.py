@@ -143,12 +143,14 @@ class Sender:
     def close(self) -> None:
         self._client.close()
 
-    def deliver(self, traces: list[NexusTrace], deadline: float) -> None:
-        """Post what each trace still lacks, concurrently, until done or ``deadline`` (monotonic).
+    def deliver(self, traces: list[NexusTrace], deadline: float, single_attempt: bool = False) -> None:
+        """Post what each trace still lacks, concurrently, until done or ``deadline`` (monotonic);
+        ``single_attempt``: no retries (a probe while Nexus was unavailable). One round at a time.
 
         Afterwards ``trace.unsent`` holds what is left to retry (empty when delivered or given up)."""
         if not traces:
             return
+        self._client.single_attempt = single_attempt
         work = _Round(deadline)
         for trace in traces:
             self._spawn(work, functools.partial(self._start, work, trace))
