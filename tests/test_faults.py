@@ -347,7 +347,7 @@ def test_nexus_answering_503_intermittently_loses_and_duplicates_nothing(emulato
             ["execute_tool get_weather", "chat gpt-4o", "chat gpt-4o", trace["name"]]
         )
     assert nexus.injected_count == 7  # every injected fault was hit once and retried past
-    assert exporter.stats.get("traces_failed", 0) == 0 and exporter.stats.get("spans_failed", 0) == 0
+    assert not [k for k in exporter.stats if k.startswith(("spans_dropped", "spans_rejected"))]
 
 
 def test_hanging_application_insights_ingestion_never_blocks_the_app_and_shutdown_is_bounded(emulator, monkeypatch):
