@@ -15,10 +15,10 @@ Retry policy (see also ``sender`` for how duplicates are avoided):
 * The request may have reached the server (read timeout, connection reset after sending): retried only for
   idempotent methods (GET, PATCH). For POST the caller gets :class:`NexusAmbiguous` and decides
   (the sender looks the object up before posting again, so a retry never creates a duplicate).
-* A 429, or any answer with ``Retry-After``, pauses *every* sender worker for that delay, not just the one
+* A 429, or any answer with ``Retry-After``, pauses *every* request for that delay, not just the one
   that got it: the limit is the account's, and the other workers would only collect 429s of their own.
 
-Every wait is bounded by the caller's deadline and by :meth:`NexusClient.interrupt` (used by shutdown).
+Every wait, request timeouts included, is bounded by the caller's deadline.
 The API key lives only in the request headers: it is never formatted into a message.
 """
 
@@ -29,7 +29,6 @@ import ipaddress
 import json
 import logging
 import random
-import threading
 import time
 from typing import Any, Callable, Mapping, Optional
 from urllib.parse import quote, urlencode, urlsplit
@@ -125,7 +124,7 @@ def error_message(data: Any, raw: bytes) -> str:
 
 
 class NexusClient:
-    """Thread-safe client for ``{endpoint}/api/v1``; every sender worker uses it on its own connection."""
+    """Thread-safe client for ``{endpoint}/api/v1``: one urllib3 pool of ``max_connections`` for every thread."""
 
     def __init__(
         self,
@@ -156,10 +155,8 @@ class NexusClient:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.max_retry_after = max_retry_after
-        self.hard_deadline = float("inf")  # monotonic; lowered by interrupt()
         self.paused_until = 0.0  # monotonic; raised by 429 / Retry-After answers, honoured by every request
         self.single_attempt = False  # set for a round that only probes whether Nexus is back: no retries
-        self._interrupted = threading.Event()
         # Should a server ever echo the key back, it must not reach a log line through an error message.
         self._redact: Callable[[str], str] = lambda text: text.replace(api_key, "[REDACTED]") if api_key else text
 
@@ -169,17 +166,10 @@ class NexusClient:
     def __repr__(self) -> str:
         return f"NexusClient(base={self._base!r})"
 
-    def interrupt(self, hard_deadline: float) -> None:
-        """Cap every current and future wait at ``hard_deadline`` (monotonic seconds) and wake sleepers."""
-        self.hard_deadline = min(self.hard_deadline, hard_deadline)
-        self._interrupted.set()
-
     def after_fork(self) -> None:
-        """In a forked child: new connections (the inherited ones belong to the parent), no pause, no interrupt."""
+        """In a forked child: new connections (the inherited ones belong to the parent), no pause."""
         self._http = self._pool()
-        self.hard_deadline = float("inf")
         self.paused_until = 0.0
-        self._interrupted = threading.Event()
 
     def close(self) -> None:
         """Close the pooled connections."""
@@ -193,9 +183,6 @@ class NexusClient:
     def create_span(self, trace_id: str, payload: Mapping[str, Any], deadline: float) -> str:
         data = self.request("POST", f"/traces/{_segment(trace_id)}/spans", payload, deadline=deadline)
         return _id_from(data, "span_id")
-
-    def update_trace(self, trace_id: str, payload: Mapping[str, Any], deadline: float) -> None:
-        self.request("PATCH", f"/traces/{_segment(trace_id)}", payload, deadline=deadline)
 
     def list_traces(self, query: Mapping[str, Any], deadline: float) -> list[Any]:
         data = self.request("GET", "/traces?" + urlencode(query), None, deadline=deadline)
@@ -271,20 +258,14 @@ class NexusClient:
         return self._sleep(self.backoff_delay(attempt), deadline)
 
     def _remaining(self, deadline: float) -> float:
-        return min(deadline, self.hard_deadline) - time.monotonic()
+        return deadline - time.monotonic()
 
     def _sleep(self, seconds: float, deadline: float) -> bool:
-        """Wait ``seconds``; False when the deadline (or an interrupt's hard deadline) comes first."""
-        end = time.monotonic() + seconds
-        while True:
-            now = time.monotonic()
-            if min(deadline, self.hard_deadline) <= end:
-                # The retry would start after the budget: give up now instead of sleeping in vain.
-                return False
-            if now >= end:
-                return True
-            self._interrupted.wait(end - now)
-            self._interrupted.clear()
+        """Wait ``seconds``; False (at once) when the deadline would pass first: no sleeping in vain."""
+        if time.monotonic() + seconds >= deadline:
+            return False
+        time.sleep(seconds)
+        return True
 
 
 def _cause(error: Exception) -> str:
