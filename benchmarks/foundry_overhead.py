@@ -82,9 +82,15 @@ class Bench:
 
         for name in ("message", "code_interpreter"):
             self.project.agents.create_version(agent_name=name, definition=PromptAgentDefinition(model="gpt-4o"))
-        self.client = self.project.get_openai_client(http_client=httpx2.Client(transport=httpx2.MockTransport(handle)))
+        self._transport = httpx2.MockTransport(handle)
+        self.client = self._new_client()
         self.ours = AzureAgentInstrumentor()
         self.microsoft: Any = None
+
+    def _new_client(self) -> Any:
+        import httpx2
+
+        return self.project.get_openai_client(http_client=httpx2.Client(transport=self._transport))
 
     def enter(self, config: str) -> None:
         if config == "ours":
@@ -97,6 +103,9 @@ class Bench:
             settings.tracing_implementation = "opentelemetry"
             self.microsoft = AIProjectInstrumentor()
             self.microsoft.instrument(enable_content_recording=False)
+        # Apps instrument at start-up, then get their client (Microsoft's instrumentor hooks clients it sees made).
+        self.client.close()
+        self.client = self._new_client()
 
     def leave(self, config: str) -> None:
         if config == "ours":

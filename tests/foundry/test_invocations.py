@@ -254,3 +254,19 @@ def test_cancelled_background_response_is_not_an_error(instrument: Any, openai_c
     (span,) = telemetry.run_spans()
     assert span.status.status_code is StatusCode.UNSET and "error.type" not in attributes(span)
     assert attributes(span)["azure.ai.agents.run.status"] == "cancelled"
+
+
+def test_a_create_that_raises_reaches_the_app_unchanged_and_ends_its_span_as_an_error(
+    instrument: Any, openai_client: Any
+) -> None:
+    import openai
+
+    telemetry = instrument()
+    with pytest.raises(openai.NotFoundError) as raised:
+        openai_client.responses.create(input="Hi", extra_body=agent_ref("no-such-agent"))
+
+    assert raised.value.status_code == 404
+    (span,) = telemetry.run_spans()
+    assert span.name == "invoke_agent no-such-agent" and span.status.status_code is StatusCode.ERROR
+    assert attributes(span)["error.type"] == "NotFoundError"
+    assert [e.name for e in span.events] == ["exception"]

@@ -77,11 +77,20 @@ def conversation_id(value: Any) -> Optional[str]:
     return text(value, "id")
 
 
+_SERVERS: dict[str, dict[str, Any]] = {}  # base URL -> its server.* attributes (an app has a handful of clients)
+
+
 def server_address(base_url: Any) -> dict[str, Any]:
-    """server.address / server.port from the OpenAI client's base URL."""
+    """server.address / server.port from the OpenAI client's base URL (parsed once per URL)."""
     if base_url is None:
         return {}
-    return attrs.server_address(str(base_url))
+    url = str(base_url)
+    known = _SERVERS.get(url)
+    if known is None:
+        known = attrs.server_address(url)
+        if len(_SERVERS) < 64:
+            _SERVERS[url] = known
+    return known
 
 
 def request_attributes(kwargs: Mapping[str, Any], reference: Mapping[str, Any]) -> dict[str, Any]:
