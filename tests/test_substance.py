@@ -242,3 +242,32 @@ def test_async_legacy_reads_the_agent_and_answer_too(emulator, instrument):
     [run_span] = telemetry.run_spans()
     assert run_span.name == "invoke_agent substance-agent"
     assert json.loads(run_span.attributes["gen_ai.output.messages"])[0]["role"] == "assistant"
+
+
+def test_connected_agent_call_links_a_sub_run_we_trace(emulator, instrument):
+    """The connected agent's sub-run ids are on the tool span; when that sub-run is one we trace (here: a run the
+    app drove itself), the tool span links to it."""
+    from .helpers import agents_setup
+
+    telemetry = instrument()
+    client = agents_client(emulator)
+    agent_id, thread_id = agents_setup(client)
+    sub_run = agents_run(client, agent_id, thread_id, "message")
+
+    def point_at_sub_run(method: str, kind: str, payload: Any) -> Any:
+        if kind == "step_list":
+            for step in payload.get("data") or []:
+                for call in (step.get("step_details") or {}).get("tool_calls") or []:
+                    if call.get("type") == "connected_agent":
+                        call["connected_agent"]["run_id"] = sub_run.id
+        return payload
+
+    emulator.service.response_hook = point_at_sub_run
+    try:
+        agents_run(client, agent_id, thread_id, "all_tools")
+    finally:
+        emulator.service.response_hook = None
+    [sub_span] = [s for s in telemetry.run_spans() if s.attributes["azure.ai.agents.run.id"] == sub_run.id]
+    [connected] = [s for s in telemetry.named("execute_tool") if s.attributes["gen_ai.tool.name"] == "stock_price_bot"]
+    assert connected.attributes["azure.ai.agents.connected_agent.run.id"] == sub_run.id
+    assert [link.context.span_id for link in connected.links] == [sub_span.context.span_id]

@@ -11,13 +11,13 @@ tool takes its client-observed window when there is one, else its step's, clampe
 from __future__ import annotations
 
 import time
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 from opentelemetry.semconv.attributes import error_attributes
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Status, StatusCode, Tracer
 
 from . import attributes as attrs
 from . import conventions as conv
@@ -41,6 +41,8 @@ class SpanEmitter:
         self._tracer = tracer
         self._content = content
         self._metrics = metrics
+        #: run id -> the span context of a run we trace (set by the tracker): links a connected agent's sub-run
+        self.find_run: Callable[[str], Optional[SpanContext]] = lambda run_id: None
 
     # ---- the run span ----------------------------------------------------------------------------------
     def start_run(
@@ -301,12 +303,14 @@ class SpanEmitter:
         attributes = info.attributes()
         if step_id:
             attributes[attrs.STEP_ID] = step_id
+        sub_run = self.find_run(info.sub_run[2]) if info.sub_run[2] else None
         span = self._tracer.start_span(
             conv.span_name(conv.EXECUTE_TOOL, info.name),
             context=parent,
             kind=SpanKind.INTERNAL,
             attributes=attributes,
             start_time=start,
+            links=[Link(sub_run)] if sub_run is not None else None,
         )
         if self._content.enabled:
             arguments = info.arguments if info.arguments is not None else (pending.arguments if pending else None)

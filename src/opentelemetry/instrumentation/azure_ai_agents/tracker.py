@@ -73,6 +73,7 @@ class RunTracker:
         self._metrics = metrics
         self.spans = SpanEmitter(tracer, content, metrics)
         self.registry = Registry(self.config)
+        self.spans.find_run = self._run_span_context
         self.agents = AgentCache()
         #: messages the app posted to threads, until a run consumes them (content capture only)
         self.thread_messages = PostedMessages()
@@ -289,6 +290,11 @@ class RunTracker:
     def tool_failed(self, call: Any, exc: BaseException) -> None:
         """The SDK could not even start the app's function (unknown name, bad arguments): a failed tool span."""
         self.end_tool(self.start_tool(call), exc=exc)
+
+    def _run_span_context(self, run_id: str) -> Optional[Any]:
+        """The span context of a run we trace (open or recently finished), for links to it."""
+        run = self.registry.known_run(run_id)
+        return run.span.get_span_context() if run is not None else None
 
     # ---- agents ----------------------------------------------------------------------------------------
     def learn_agent(self, agent: Any) -> None:
