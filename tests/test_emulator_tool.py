@@ -254,6 +254,13 @@ def test_files_vector_stores_files_and_batches(client, tmp_path):
         assert missing.value.status_code == 404
 
 
+def test_uploads_work_in_process_too():
+    service = AgentsService()
+    with agents_client(service, in_process=True) as client:
+        uploaded = client.files.upload(file=("notes.md", b"# notes\n"), purpose=am.FilePurpose.AGENTS)
+        assert uploaded.filename == "notes.md" and b"".join(client.files.get_content(uploaded.id)) == b"# notes\n"
+
+
 # ---- scripted failures, expiry, eager runs -----------------------------------------------------------------
 def test_failures_are_scripted_through_the_control_routes(auto_emulator, client):
     emulator = auto_emulator

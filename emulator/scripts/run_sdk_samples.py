@@ -123,7 +123,7 @@ def samples_folder(version: str, cache: Optional[Path] = None) -> Path:
     with tempfile.TemporaryDirectory() as scratch:
         command = [
             sys.executable, "-m", "pip", "download", f"azure-ai-agents=={version}",
-            "--no-binary", ":all:", "--no-deps", "--quiet", "--dest", scratch,
+            "--no-binary", ":all:", "--no-deps", "--quiet", "--dest", scratch, "--timeout", "15", "--retries", "1",
         ]  # fmt: skip
         done = subprocess.run(command, capture_output=True, text=True, timeout=300)
         archives = list(Path(scratch).glob("*.tar.gz"))

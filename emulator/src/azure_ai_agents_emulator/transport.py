@@ -16,10 +16,35 @@ if TYPE_CHECKING:  # pragma: no cover
     from .service import AgentsService, Response
 
 
-def _request_parts(request: Any) -> tuple[str, str, dict[str, str], Optional[bytes]]:
-    """(method, path, query, body) of an azure-core request (rest or legacy pipeline flavour)."""
+def _multipart(request: Any) -> Optional[tuple[bytes, str]]:
+    """The ``multipart/form-data`` body and its content type of a request with ``files`` (file uploads), as
+    requests would send them; None for other requests."""
+    files = getattr(request, "_files", None)
+    if not files:
+        return None
+    from urllib3.filepost import encode_multipart_formdata
+
+    fields: list[tuple[str, Any]] = [(k, str(v)) for k, v in (getattr(request, "_data", None) or {}).items()]
+    for name, value in files.items() if isinstance(files, dict) else files:
+        filename, content, content_type = name, value, "application/octet-stream"
+        if isinstance(value, tuple):
+            filename, content = value[0] or name, value[1]
+            content_type = value[2] if len(value) > 2 and value[2] else content_type
+        if hasattr(content, "read"):
+            content = content.read()
+        fields.append((name, (filename, content.encode() if isinstance(content, str) else content, content_type)))
+    return encode_multipart_formdata(fields)
+
+
+def _request_parts(request: Any) -> tuple[str, str, dict[str, str], Optional[bytes], dict[str, str]]:
+    """(method, path, query, body, headers) of an azure-core request (rest or legacy pipeline flavour)."""
     url = urlsplit(request.url)
     query = dict(parse_qsl(url.query, keep_blank_values=True))
+    headers = dict(request.headers.items())
+    form = _multipart(request)
+    if form is not None:
+        headers["Content-Type"] = form[1]
+        return request.method, url.path, query, form[0], headers
     try:
         content = request.content  # azure.core.rest.HttpRequest
     except AttributeError:
@@ -34,7 +59,7 @@ def _request_parts(request: Any) -> tuple[str, str, dict[str, str], Optional[byt
         body = content.read()
     else:
         body = bytes(content)
-    return request.method, url.path, query, body
+    return request.method, url.path, query, body, headers
 
 
 def _chunks(response: "Response") -> Iterator[bytes]:
