@@ -6,10 +6,11 @@ Meant for development: ``OTEL_TRACES_EXPORTER=agent_tree python app.py`` prints 
     handle_request                 ████████████████  2.60 s ✓
     └─ invoke_agent Trip planner   ████████████████  2.40 s ✗ server_error
        │    run_abc123XYZ · gpt-4o · failed · 120→45 tok
-       ├─ run_step tool_calls      ··██████········  800 ms ✓ completed · 80→12 tok
-       │  └─ execute_tool get_wea… ···████·········  600 ms ✓
-       │          get_weather · function · call_Qx81
-       ├─ run_step message_creati… ········███████·  1.10 s ✓
+       ├─ chat gpt-4o              ··██············  200 ms ✓
+       │       tool_calls · completed · 80→12 tok
+       ├─ execute_tool get_weather ····████········  600 ms ✓
+       │       function · call_Qx81
+       ├─ chat gpt-4o              ········███████·  1.10 s ✓
        │       message_creation · completed · 40→33 tok
        └─ (+3 HTTP calls)
 
