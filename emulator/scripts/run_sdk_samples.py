@@ -27,7 +27,6 @@ import base64
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -129,14 +128,18 @@ def samples_folder(version: str, cache: Optional[Path] = None) -> Path:
         archives = list(Path(scratch).glob("*.tar.gz"))
         if done.returncode != 0 or not archives:
             raise RuntimeError(f"pip download failed: {done.stderr.strip()[-500:]}")
-        with tarfile.open(archives[0]) as archive:
-            members = [m for m in archive.getmembers() if "/samples/" in m.name and m.isfile()]
-            unpacked = Path(scratch) / "unpacked"
-            for member in members:
-                member.name = member.name.split("/samples/", 1)[1]
-                archive.extract(member, unpacked / "samples", **_SAFE)
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(unpacked / "samples"), str(target))  # atomic enough: one rename into the cache
+        with tempfile.TemporaryDirectory(dir=target.parent) as unpacked:  # same file system as the target
+            with tarfile.open(archives[0]) as archive:
+                members = [m for m in archive.getmembers() if "/samples/" in m.name and m.isfile()]
+                for member in members:
+                    member.name = member.name.split("/samples/", 1)[1]
+                    archive.extract(member, Path(unpacked) / "samples", **_SAFE)
+            try:
+                os.rename(Path(unpacked) / "samples", target)  # one rename: no half-extracted folder is seen
+            except OSError:
+                if not target.is_dir():  # not another process's copy arriving first: a real failure
+                    raise
     return target
 
 
