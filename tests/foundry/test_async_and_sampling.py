@@ -164,3 +164,43 @@ def test_unrecorded_invocations_return_results_unchanged(openai_client: Any, mod
     else:  # 24 invocations at ratio 0.5: some recorded and complete, some not (probability of 0 or 24: ~1e-7)
         assert 0 < len(recorded) < 24
         assert all("azure.ai.agents.run.unfinished" not in attributes(s) for s in recorded)
+
+
+def test_async_calls_under_an_unsampled_parent_return_results_unchanged(
+    instrument: Any, emulator: Any, project: Any
+) -> None:
+    from azure_ai_agents_emulator import async_foundry_project_client
+
+    telemetry = instrument()
+
+    async def calls() -> list[Any]:
+        async with async_foundry_project_client(emulator) as aio_project:
+            client = aio_project.get_openai_client()
+            try:
+                got: list[Any] = []
+                response = await client.responses.create(input="a", extra_body=agent_ref("failed"))
+                got.append((response.status, response.error.code if response.error else None))
+                stream = await client.responses.create(input="b", stream=True, extra_body=agent_ref("code_interpreter"))
+                got.append([event.type async for event in stream])
+                background = await client.responses.create(input="c", background=True, extra_body=agent_ref("message"))
+                while background.status in ("queued", "in_progress"):
+                    background = await client.responses.retrieve(background.id)
+                got.append((background.status, background.output_text))
+                return got
+            finally:
+                await client.close()
+
+    parent = NonRecordingSpan(SpanContext(0x1234, 0x5678, is_remote=True, trace_flags=TraceFlags(0)))
+
+    async def under_unsampled_parent() -> list[Any]:
+        token = otel_context.attach(set_span_in_context(parent))
+        try:
+            return await calls()
+        finally:
+            otel_context.detach(token)
+
+    unsampled = asyncio.run(under_unsampled_parent())
+    assert telemetry.run_spans() == []
+    sampled = asyncio.run(calls())
+    assert unsampled == sampled and len(telemetry.run_spans()) == 3
+    assert unsampled[0] == ("failed", "server_error") and unsampled[1][-1] == "response.completed"
