@@ -260,3 +260,51 @@ def test_https_with_a_trusted_certificate_delivers(
 def test_client_refuses_a_bearer_key_over_plain_http_to_a_remote_host() -> None:
     with pytest.raises(ValueError):
         NexusClient("http://nexus.example.com", "nxs_" + "0" * 64)
+
+
+def test_a_web_app_run_created_in_one_request_and_polled_in_others_arrives_whole(
+    server: NexusServer, emulator: Any, instrument: Any
+) -> None:
+    """The real SDK and instrumentation: POST /runs creates the run, later GET requests poll it to its end."""
+    from azure.ai.agents.models import ToolOutput
+
+    from azure_ai_agents_emulator import agents_client
+    from tests.helpers import ACTIVE, TOOL_OUTPUT, agents_setup, metadata
+
+    telemetry = instrument()
+    exporter = NexusSpanExporter(api_key=server.api_key, endpoint=server.url, **FAST)
+    processor = BatchSpanProcessor(exporter, schedule_delay_millis=200)
+    telemetry.tracer_provider.add_span_processor(processor)
+    tracer = telemetry.tracer
+    client = agents_client(emulator)
+    agent_id, thread_id = agents_setup(client, name="web-agent")
+    with tracer.start_as_current_span("POST /runs", kind=SpanKind.SERVER) as create_request:
+        run = client.runs.create(thread_id=thread_id, agent_id=agent_id, metadata=metadata("function_call"))
+    assert processor.force_flush() and server.traces == []  # the request ended; its run has not
+    while run.status in ACTIVE:
+        with tracer.start_as_current_span("GET /runs/{id}", kind=SpanKind.SERVER):
+            if run.status == "requires_action":
+                calls = run.required_action.submit_tool_outputs.tool_calls
+                outputs = [ToolOutput(tool_call_id=c.id, output=TOOL_OUTPUT) for c in calls]
+                run = client.runs.submit_tool_outputs(thread_id=thread_id, run_id=run.id, tool_outputs=outputs)
+            else:
+                run = client.runs.get(thread_id=thread_id, run_id=run.id)
+    assert run.status == "completed"
+    deadline = time.monotonic() + 10  # the finished run's steps are listed off the app's path
+    while len(telemetry.named("chat")) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert processor.force_flush()
+    (trace,) = server.traces
+    assert trace["agent_id"] == "web-agent" and trace["status"] == "success"
+    assert trace["metadata"]["run_id"] == run.id
+    assert trace["metadata"]["otel_parent_span_id"] == f"{create_request.get_span_context().span_id:016x}"
+    # The same tree as the app's, without its request spans.
+    trace_id = create_request.get_span_context().trace_id
+    ours = [s for s in telemetry.spans if s.context.trace_id == trace_id and s.kind is not SpanKind.SERVER]
+    local_names = {s.context.span_id: s.name for s in ours}
+    expected = sorted((s.name, local_names.get(s.parent.span_id, "-") if s.parent else "-") for s in ours)
+    names = {s["id"]: s["name"] for s in trace["spans"]}
+    assert sorted((s["name"], names.get(s["parent_span_id"], "-")) for s in trace["spans"]) == expected
+    assert len(expected) >= 4 and ("execute_tool get_weather", "invoke_agent web-agent") in expected
+    assert server.rejected_count == 0
+    processor.shutdown()
