@@ -49,6 +49,8 @@ class Telemetry:
 
     @property
     def all_spans(self) -> list[ReadableSpan]:
+        """Everything exported, after ``force_flush()`` (which waits for the instrumentation's own fetches)."""
+        self.tracer_provider.force_flush()
         return list(self.exporter.get_finished_spans())
 
     @property

@@ -67,6 +67,7 @@ def _run(emulator, instrument, receiver, scenario: str = "function_call", **expo
     client = agents_client(emulator)
     agent_id, thread_id = agents_setup(client)
     run = agents_run(client, agent_id, thread_id, scenario)
+    telemetry.tracer_provider.force_flush()  # the run span ends once its steps are listed, off the app's path
     return telemetry, run, exporter
 
 

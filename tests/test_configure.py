@@ -182,7 +182,8 @@ def test_default_agent_tree_prints_one_tree_per_run(emulator, handles):
     handle = _configure(handles, exporter_options={"agent_tree": {"out": out, "color": False, "width": 100}})
     assert handle.exporters == ("agent_tree",) and handle.instrumented
     run = _run_app(emulator)
-    text = out.getvalue()  # SimpleSpanProcessor: printed when the run ended, no flush needed
+    handle.tracer_provider.force_flush()  # the run ends once its steps are listed, off the app's path
+    text = out.getvalue()
     assert text.count("invoke_agent weather-agent") == 1, text
     assert "execute_tool get_weather" in text and run.id in text
 

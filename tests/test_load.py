@@ -204,9 +204,12 @@ class LeanRuns:
         self.client = agents_client(self.service, in_process=True)
         self.reset_every = reset_every
         self.done = 0
+        #: called before the service forgets its runs (runs end once their steps are listed, off the app's path)
+        self.flush: Any = lambda: None
         self._setup()
 
     def _setup(self) -> None:
+        self.flush()
         self.service.reset()
         self.service.scenarios["lean"] = Scenario("lean", "One reply.", (MessageStep("ok"),), usage=(10, 2))
         self.service.default_scenario = "lean"
@@ -266,11 +269,14 @@ def test_thousands_of_sequential_runs_keep_memory_flat():
     load.done = 0
 
     instrumentor.instrument(tracer_provider=provider)
+    load.flush = provider.force_flush
     try:
         load.run(2_000)
+        provider.force_flush()  # runs end once their steps are listed, off the app's path
         load.settle()
         blocks_early = sys.getallocatedblocks()
         load.run(TOTAL_RUNS - TRACED_RUNS - 2_000)
+        provider.force_flush()
         load.settle()
         blocks_late = sys.getallocatedblocks()
         tracker = instrumentor._tracker  # noqa: SLF001 - the registry's public size

@@ -354,6 +354,7 @@ def test_api_keys_never_reach_logs_or_spans(emulator, instrument, debug_logs, mo
         telemetry.tracer_provider.add_span_processor(SimpleSpanProcessor(nexus_exporter))
         telemetry.tracer_provider.add_span_processor(SimpleSpanProcessor(monitor))
         polling(emulator)
+        telemetry.tracer_provider.force_flush()  # runs end once their steps are listed, off the app's path
         nexus_exporter.force_flush(5_000)
         if outcome == "delivered":
             assert nexus.wait_for_traces(2) and ingestion.wait_for_envelopes(lambda envs: len(envs) >= 1)

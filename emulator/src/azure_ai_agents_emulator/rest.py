@@ -261,6 +261,19 @@ class RestFrontend:
         with self._lock:
             self._fail_rules.append(FailRule(route_kind, status, body, dict(headers or {}), count))
 
+    def delay_for(self, method: str, path: str) -> float:
+        """Seconds to wait before answering this request (``latency`` plus any matching ``delays``)."""
+        latency: float = getattr(self, "latency", 0.0)
+        delays: dict[str, float] = getattr(self, "delays", {})
+        if not delays:
+            return latency
+        route = self._route(method.upper(), path.split("?", 1)[0])
+        if route is None:
+            return latency
+        kind, op, _ = route
+        extra = [delays[k] for k in (kind, op, f"{method.upper()} {kind}", f"{method.upper()} {op}") if k in delays]
+        return latency + (max(extra) if extra else 0.0)
+
     def handle(
         self,
         method: str,

@@ -12,6 +12,7 @@ import socket
 import ssl
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -56,6 +57,10 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
         query = dict(parse_qsl(url.query, keep_blank_values=True))
+        delay_for = getattr(self.server.service, "delay_for", None)  # a stand-in service may have none
+        delay = delay_for(self.command, url.path) if delay_for is not None else 0.0
+        if delay > 0:
+            time.sleep(delay)
         response = self.server.service.handle(self.command, url.path, query, body, dict(self.headers.items()))
         try:
             self.send_response(response.status)

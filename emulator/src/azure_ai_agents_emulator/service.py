@@ -78,6 +78,10 @@ class AgentsService(
     * ``scenarios``: name -> :class:`Scenario`; add your own.
     * ``requests``: ``(method, path)`` of every request handled; ``operations``: their operation
       names (``"get_run"``, ``"list_run_steps"``, ... or ``"unknown"``).
+    * ``latency``: seconds added before answering every request (a realistic round trip: 0.1);
+      ``delays``: more seconds for some requests, by route kind, operation name or ``"METHOD kind"``
+      (``{"list_run_steps": 0.4}``: a slow steps endpoint). Served over HTTP, or by the in-process
+      transports, the wait happens outside the service's lock (concurrent requests wait concurrently).
     * ``response_hook(method, route_kind, payload)``: called with a copy of every successful JSON
       body (``route_kind`` is ``"run"``, ``"run_list"``, ``"step"``, ``"step_list"``, ``"agent"``,
       ``"agent_list"``, ``"thread"``, ``"thread_list"``, ``"message"``, ``"message_list"`` or
@@ -129,6 +133,8 @@ class AgentsService(
             self._fail_rules: list[FailRule] = []
             self._reset_foundry()  # the new Foundry agents (foundry.py)
             self._reset_files()
+            self.latency = 0.0
+            self.delays: dict[str, float] = {}
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         """A copy of a run's current wire object (no observation)."""

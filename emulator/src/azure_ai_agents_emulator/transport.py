@@ -9,6 +9,8 @@ azure-core is imported when a transport is created, not when this module is impo
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator, Optional
 from urllib.parse import parse_qsl, urlsplit
 
@@ -174,8 +176,13 @@ def _build_classes() -> tuple[type, type]:
             """Nothing to close."""
 
         def send(self, request: Any, **kwargs: Any) -> Any:
-            """Answer ``request`` from the service."""
-            answer = self.service.handle(*_request_parts(request))
+            """Answer ``request`` from the service (after its ``latency`` / ``delays``)."""
+            parts = _request_parts(request)
+            delay_for = getattr(self.service, "delay_for", None)
+            delay = delay_for(parts[0], parts[1]) if delay_for is not None else 0.0
+            if delay > 0:
+                time.sleep(delay)
+            answer = self.service.handle(*parts)
             if not _is_rest(request):
                 return _legacy_response(request, answer)
             response = _sync_response(request, answer)
@@ -202,8 +209,13 @@ def _build_classes() -> tuple[type, type]:
             """Nothing to close."""
 
         async def send(self, request: Any, **kwargs: Any) -> Any:
-            """Answer ``request`` from the service."""
-            answer = self.service.handle(*_request_parts(request))
+            """Answer ``request`` from the service (after its ``latency`` / ``delays``)."""
+            parts = _request_parts(request)
+            delay_for = getattr(self.service, "delay_for", None)
+            delay = delay_for(parts[0], parts[1]) if delay_for is not None else 0.0
+            if delay > 0:
+                await asyncio.sleep(delay)
+            answer = self.service.handle(*parts)
             response = _async_response(request, answer)
             if not kwargs.get("stream"):
                 await response.read()

@@ -28,6 +28,7 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 
 from .content import ContentPolicy, RedactHook
 from .conventions import SCHEMA_URL
+from .fetcher import hook_provider_flush
 from .invocations import Invocations
 from .metrics import RunMetrics
 from .package import _instruments, _instruments_any
@@ -45,6 +46,7 @@ ENV_MAX_OPEN_RUNS = "OTEL_INSTRUMENTATION_AZURE_AI_AGENTS_MAX_OPEN_RUNS"
 ENV_IDLE_TIMEOUT = "OTEL_INSTRUMENTATION_AZURE_AI_AGENTS_RUN_IDLE_TIMEOUT"
 ENV_LIST_STEPS = "OTEL_INSTRUMENTATION_AZURE_AI_AGENTS_LIST_STEPS_ON_COMPLETION"
 ENV_METADATA_KEYS = "OTEL_INSTRUMENTATION_AZURE_AI_AGENTS_METADATA_KEYS"
+ENV_FETCH_TIMEOUT = "OTEL_INSTRUMENTATION_AZURE_AI_AGENTS_FETCH_TIMEOUT"
 
 
 class AzureAgentInstrumentor(BaseInstrumentor):  # type: ignore[misc]
@@ -59,11 +61,14 @@ class AzureAgentInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     * ``max_open_runs`` / ``run_idle_timeout``: bounds of the open-run registry (5,000 runs / 1,800 s);
     * ``metadata_keys``: run / agent metadata keys recorded as ``azure.ai.agents.run.metadata.<key>`` (none by
       default: metadata can hold user data).
+    * ``fetch_timeout``: seconds allowed to each request the instrumentation makes for itself, off the app's
+      path (step listings; default 5). ``TracerProvider.force_flush()`` waits for those still pending.
     """
 
     _tracker: Optional[RunTracker] = None
     _invocations: Optional[Invocations] = None
     _installed: list[Installed] = []
+    _provider: Any = None
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return _instruments
@@ -85,9 +90,12 @@ class AzureAgentInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             idle_timeout_s=_number_setting(kwargs.get("run_idle_timeout"), ENV_IDLE_TIMEOUT, 1800.0, minimum=0),
             list_steps_on_completion=_bool_setting(kwargs.get("list_steps_on_completion"), ENV_LIST_STEPS, True),
             metadata_keys=_keys_setting(kwargs.get("metadata_keys"), ENV_METADATA_KEYS),
+            fetch_timeout_s=_number_setting(kwargs.get("fetch_timeout"), ENV_FETCH_TIMEOUT, 5.0, minimum=0.01),
         )
         metrics = RunMetrics(meter)
         tracker = RunTracker(tracer, content, config, metrics)
+        self._provider = kwargs.get("tracer_provider") or trace.get_tracer_provider()
+        hook_provider_flush(self._provider, tracker.fetcher)
         installed = [i for i in (install(s, tracker) for s in SURFACES) if i is not None]
         # The new Foundry agents: their own tracker (agent invocations), same providers, content policy, bounds.
         invocations = Invocations(tracer, content, metrics, config.max_open_runs, config.idle_timeout_s)
@@ -110,6 +118,8 @@ class AzureAgentInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             atexit.unregister(self._invocations.shutdown)
             self._invocations.shutdown()
             self._invocations = None
+        hook_provider_flush(self._provider, None)
+        self._provider = None
 
 
 def _number_setting(value: Any, env: str, default: float, minimum: float) -> float:

@@ -8,13 +8,13 @@ span rules. The table in ``surfaces.py`` binds SDK methods to these operations.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from opentelemetry.context import Context
-from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from . import attributes as attrs
 from .registry import Run
@@ -62,6 +62,8 @@ class Call:
     thread_id: Optional[str] = None
     state: Optional[Run] = None
     payload: Any = None  #: whatever else one operation carries from ``before`` to ``after``
+    #: when the request was sent (monotonic ns): an answer to an older request never overrides a newer one
+    sent_ns: int = field(default_factory=time.monotonic_ns)
 
 
 class Operation:
@@ -83,41 +85,56 @@ class Operation:
     def failed(self, tracker: RunTracker, call: Call, exc: BaseException) -> None:
         return None
 
+    async def before_async(self, tracker: RunTracker, instance: Any, args: tuple, kwargs: dict) -> Optional[Call]:
+        """``before`` for async methods: may await (closing a client waits for its pending fetches)."""
+        return self.before(tracker, instance, args, kwargs)
+
     # Shared by every operation whose result is a run snapshot.
     def _observe(self, tracker: RunTracker, instance: Any, call: Call, run: Any) -> None:
-        ended = tracker.observe_run(run)
+        ended = tracker.observe_run(run, call.sent_ns)
         if ended is not None:
             self._finish(tracker, instance, call, ended)
 
     async def _observe_async(self, tracker: RunTracker, instance: Any, call: Call, run: Any) -> None:
-        ended = tracker.observe_run(run)
+        ended = tracker.observe_run(run, call.sent_ns)
         if ended is not None:
-            await self._finish_async(tracker, instance, call, ended)
+            self._finish(tracker, instance, call, ended, is_async=True)
 
-    def _finish(self, tracker: RunTracker, instance: Any, call: Call, state: Run) -> None:
-        """Lists a finished run's steps through the SDK itself (never raising), then ends the run."""
-        steps = None
-        if self.steps is not None and tracker.config.list_steps_on_completion:
-            try:
-                with suppress_instrumentation():  # our own call: no spans of ours or of other instrumentations
-                    steps = self.steps.list(instance, _thread_of(call, state), state.run_id)
-            except Exception:
-                _log.debug("could not list the steps of run %s", state.run_id, exc_info=True)
-        if self.extras is not None:
-            self.extras.read(tracker, instance, _thread_of(call, state), state, steps)
-        tracker.finish_run(state, steps)
+    def _finish(self, tracker: RunTracker, instance: Any, call: Call, run: Run, is_async: bool = False) -> None:
+        """Has a finished run's steps (and its extras: agent, answer) read off the app's path (the fetcher), then
+        the run ends, at the time its terminal status was observed. Nothing here waits for the service; whatever
+        happens (even a ``BaseException``), the run ends."""
+        lister = self.steps if tracker.config.list_steps_on_completion else None
+        extras = self.extras
+        submitted = False
+        try:
+            if lister is None and extras is None:
+                return
+            thread_id, run_id = _thread_of(call, run), run.run_id
+            fetch: Callable[[float], Any]
+            if is_async:
 
-    async def _finish_async(self, tracker: RunTracker, instance: Any, call: Call, state: Run) -> None:
-        steps = None
-        if self.steps is not None and tracker.config.list_steps_on_completion:
-            try:
-                with suppress_instrumentation():
-                    steps = await self.steps.list_async(instance, _thread_of(call, state), state.run_id)
-            except Exception:
-                _log.debug("could not list the steps of run %s", state.run_id, exc_info=True)
-        if self.extras is not None:
-            await self.extras.read_async(tracker, instance, _thread_of(call, state), state, steps)
-        tracker.finish_run(state, steps)
+                async def fetch(timeout_s: float) -> Any:
+                    listing = await lister.list_async(instance, thread_id, run_id, timeout_s) if lister else None
+                    if extras is not None:
+                        steps = listing.steps if listing is not None else None
+                        await extras.read_async(tracker, instance, thread_id, run, steps)
+                    return listing
+
+            else:
+
+                def fetch(timeout_s: float) -> Any:
+                    listing = lister.list(instance, thread_id, run_id, timeout_s) if lister else None
+                    if extras is not None:
+                        extras.read(tracker, instance, thread_id, run, listing.steps if listing is not None else None)
+                    return listing
+
+            owner = (lister or StepLister()).owner(instance)
+            tracker.fetch_steps(run, fetch, owner)
+            submitted = True
+        finally:
+            if not submitted:
+                tracker.finish_run(run)
 
 
 class CreateRun(Operation):
@@ -165,7 +182,7 @@ class CreateRun(Operation):
     async def after_async(self, tracker: RunTracker, instance: Any, call: Call, result: Any) -> Any:
         ended = tracker.run_created(call.state, result)  # type: ignore[arg-type]
         if ended is not None:
-            await self._finish_async(tracker, instance, call, ended)
+            self._finish(tracker, instance, call, ended, is_async=True)
         return result
 
     def failed(self, tracker: RunTracker, call: Call, exc: BaseException) -> None:
@@ -177,23 +194,41 @@ class ProcessRun(Operation):
     """``runs.create_and_process`` / ``create_and_process_run`` / ``create_thread_and_process_run``.
 
     The SDK's polling helpers call the wrapped create / get / submit / cancel themselves (``self.create``,
-    ``self.get``, ``self.runs.get``), so their run is traced like a manual loop with nothing done here. This
-    operation only covers the helper raising mid-run (a poll failing for good, say): the run span then ends
-    with that error instead of staying open until the idle timeout.
+    ``self.get``, ``self.runs.get``), so their run is traced like a manual loop. This operation covers the
+    helper returning a run it did not see finish (``cancelling`` after ``max_retry`` failing function calls, or
+    ``requires_action`` without tool calls to run): that run ends when the helper returns, with the status
+    seen (``unfinished=helper_returned``); and the helper raising mid-run (a poll failing for good, say): the
+    run span then ends with that error instead of staying open until the idle timeout.
     """
+
+    def __init__(self, steps: Optional[StepLister] = None) -> None:
+        self.steps = steps
 
     def before(self, tracker: RunTracker, instance: Any, args: tuple, kwargs: dict) -> Optional[Call]:
         return Call(payload=_PROCESS_SCOPE.set([]))
 
     def after(self, tracker: RunTracker, instance: Any, call: Call, result: Any) -> Any:
-        _PROCESS_SCOPE.reset(call.payload)
+        for run in self._returned(tracker, call):
+            self._finish(tracker, _operations_of(instance), call, run)
         return result
 
-    def failed(self, tracker: RunTracker, call: Call, exc: BaseException) -> None:
-        states = _PROCESS_SCOPE.get() or []
+    async def after_async(self, tracker: RunTracker, instance: Any, call: Call, result: Any) -> Any:
+        for run in self._returned(tracker, call):
+            self._finish(tracker, _operations_of(instance), call, run, is_async=True)
+        return result
+
+    @staticmethod
+    def _returned(tracker: RunTracker, call: Call) -> list[Run]:
+        """The helper's runs still open: ended now (their steps are listed like any finished run's)."""
+        runs = _PROCESS_SCOPE.get() or []
         _PROCESS_SCOPE.reset(call.payload)
-        for state in states:
-            guarded(tracker.abandon_run, state, "error", exc)
+        return [r for r in runs if tracker.end_now(r, "helper_returned")]
+
+    def failed(self, tracker: RunTracker, call: Call, exc: BaseException) -> None:
+        runs = _PROCESS_SCOPE.get() or []
+        _PROCESS_SCOPE.reset(call.payload)
+        for run in runs:
+            guarded(tracker.abandon_run, run, "error", exc)
 
 
 class ObserveRun(Operation):
@@ -353,6 +388,28 @@ class ReadMessages(Operation):
         return result
 
 
+class CloseClient(Operation):
+    """``AgentsClient.close`` / ``__exit__`` / ``__aexit__`` (and the legacy ``AIProjectClient``'s): a closed
+    client cannot finish the fetches still going through it, so closing waits for those (at most the fetch
+    timeout; usually one round trip). The only place where the app may wait for the instrumentation, and
+    only when the app closes a client right after a run ended."""
+
+    def before(self, tracker: RunTracker, instance: Any, args: tuple, kwargs: dict) -> Optional[Call]:
+        if tracker.fetcher.pending:
+            tracker.fetcher.flush(tracker.fetcher.timeout_s, owners=_pipelines(instance))
+        return None
+
+    async def before_async(self, tracker: RunTracker, instance: Any, args: tuple, kwargs: dict) -> Optional[Call]:
+        if tracker.fetcher.pending:
+            await tracker.fetcher.drain_async(_pipelines(instance))
+        return None
+
+
+def _pipelines(client: Any) -> list[Any]:
+    """The pipeline clients an SDK client owns (``_client``; the legacy ``AIProjectClient`` has ``_client0..3``)."""
+    return [v for k, v in vars(client).items() if k.startswith("_client")] if hasattr(client, "__dict__") else []
+
+
 _NO_CONTEXT = Call()
 
 
@@ -362,3 +419,8 @@ def _endpoint(instance: Any) -> Any:
 
 def _thread_of(call: Call, state: Run) -> Optional[str]:
     return call.thread_id or state.thread_id
+
+
+def _operations_of(instance: Any) -> Any:
+    """``create_thread_and_process_run`` is a client method: its runs' steps are read through ``client.runs``."""
+    return getattr(instance, "runs", None) or instance

@@ -59,6 +59,7 @@ class RunState:
     thread_id: Optional[str] = None
     status: Optional[str] = None
     last_seen: float = 0.0
+    last_sent_ns: int = 0  #: when the request of the newest applied snapshot was sent (monotonic ns)
     end_ns: Optional[int] = None
     #: the run left the open registry: it is being ended (or was); nothing else may end it
     finishing: bool = False
@@ -80,11 +81,19 @@ class RunState:
     content: Optional["RunContent"] = None
 
     # ---- run snapshots ---------------------------------------------------------------------------------
-    def observe(self, run: Any, now_ns: int, monotonic: float, capture_arguments: bool) -> Optional[Change]:
-        """Folds a run snapshot in. None when the run is already finishing (nothing to do)."""
+    def observe(
+        self, run: Any, now_ns: int, monotonic: float, capture_arguments: bool, sent_ns: Optional[int] = None
+    ) -> Optional[Change]:
+        """Folds a run snapshot in. None when the run is already finishing (nothing to do). ``sent_ns`` is when
+        the request that returned it was sent: the answer to a request older than the one already applied (two
+        threads polling one run) is stale and changes nothing."""
         if self.finishing:
             return None
         self.last_seen = monotonic
+        if sent_ns is not None:
+            if sent_ns < self.last_sent_ns:
+                return Change(self.status, None, False)
+            self.last_sent_ns = sent_ns
         status = attrs.text_field(run, "status")
         changed = status is not None and status != self.status
         previous = self.status
@@ -266,3 +275,4 @@ class TrackerConfig:
     finished_runs_kept: int = 1024
     #: run / agent metadata keys recorded as ``azure.ai.agents.run.metadata.<key>`` (none by default)
     metadata_keys: tuple[str, ...] = ()
+    fetch_timeout_s: float = 5.0

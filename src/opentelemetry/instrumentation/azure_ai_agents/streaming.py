@@ -107,12 +107,26 @@ class RunStream:
             self.done = True
             if self.reads is None:
                 tracker.finish_run(ended)  # steps came as events: nothing to list
-            elif self.is_async:
-                self.ending = ended  # finished by StreamEvents.after_async, after awaiting its reads
             else:
-                extras, instance = self.reads
-                extras.read(tracker, instance, ended.thread_id, ended, None)
-                tracker.finish_run(ended)
+                self._read_then_finish(tracker, ended)
+
+    def _read_then_finish(self, tracker: RunTracker, ended: Run) -> None:
+        """The run's remaining reads (its agent, its answer) go off the app's path, like a polled run's step
+        listing (the fetcher): a task on the app's loop for async clients, a worker for sync ones."""
+        extras, instance = self.reads  # type: ignore[misc]
+        thread_id = ended.thread_id
+        fetch: Any
+        if self.is_async:
+
+            async def fetch(timeout_s: float) -> None:
+                await extras.read_async(tracker, instance, thread_id, ended, None)
+
+        else:
+
+            def fetch(timeout_s: float) -> None:
+                extras.read(tracker, instance, thread_id, ended, None)
+
+        tracker.fetch_steps(ended, fetch, getattr(instance, "_client", None))
 
     async def finish_async(self, tracker: RunTracker) -> None:
         ended, self.ending = self.ending, None
@@ -160,25 +174,31 @@ class StreamRegistry:
         return entry[1] if entry is not None and entry[0]() is handler else None
 
     def bind(self, tracker: RunTracker, handler: Any, state: Run, created: bool) -> None:
-        """Makes ``handler`` feed ``state``'s run; a handler already feeding that run keeps its stream."""
+        """Makes ``handler`` feed ``state``'s run; a handler already feeding that run keeps its stream.
+        Handlers another instrumentation wrapped around the app's (Microsoft's ``inner_handler``) are followed:
+        frames reach whichever handler of the chain reads them."""
         current = self.get(handler)
         if current is not None and current.state is state and not current.done:
             return
         stream = RunStream(state, created)
         state.driver = stream
+        chain = _handler_chain(handler)
         try:
-            ref = weakref.ref(handler)
+            refs = [weakref.ref(h) for h in chain]
         except TypeError:
             _log.debug("event handler %r cannot be observed (no weak references)", type(handler))
             stream.on_end(tracker, "stream_unobservable")
             return
-        finalizer = weakref.finalize(handler, self._dropped, id(handler), stream, tracker)
-        finalizer.atexit = False  # shutdown ends what is still open
-        with self._lock:
-            old = self._by_handler.pop(id(handler), None)
-            self._by_handler[id(handler)] = (ref, stream, finalizer)
-        if old is not None:
-            old[2].detach()
+        for item, ref in zip(chain, refs, strict=True):
+            # A finalizer runs wherever garbage collection happens: it only queues work (no lock, see registry).
+            dropped = _Dropped(self, id(item), stream, tracker)
+            finalizer = weakref.finalize(item, tracker.registry.deferred.append, dropped)
+            finalizer.atexit = False  # shutdown ends what is still open
+            with self._lock:
+                old = self._by_handler.pop(id(item), None)
+                self._by_handler[id(item)] = (ref, stream, finalizer)
+            if old is not None:
+                old[2].detach()
 
     def give_reads(self, handler: Any, extras: Any, instance: Any, is_async: bool) -> None:
         """The reads ``handler``'s run needs when it ends (see ``run_extras``), made through ``instance``."""
@@ -186,12 +206,33 @@ class StreamRegistry:
         if stream is not None and extras is not None:
             stream.reads, stream.is_async = (extras, instance), is_async
 
-    def _dropped(self, key: int, stream: RunStream, tracker: RunTracker) -> None:
+    def forget(self, key: int, stream: RunStream) -> None:
         with self._lock:
             entry = self._by_handler.get(key)
             if entry is not None and entry[1] is stream:
                 del self._by_handler[key]
-        guarded(stream.on_end, tracker, "stream_abandoned")
+
+
+class _Dropped:
+    """Queued by a handler's finalizer; run later by an ordinary call (``Registry.drain_deferred``)."""
+
+    __slots__ = ("registry", "key", "stream", "tracker")
+
+    def __init__(self, registry: StreamRegistry, key: int, stream: RunStream, tracker: RunTracker) -> None:
+        self.registry, self.key, self.stream, self.tracker = registry, key, stream, tracker
+
+    def __call__(self) -> None:
+        self.registry.forget(self.key, self.stream)
+        guarded(self.stream.on_end, self.tracker, "stream_abandoned")
+
+
+def _handler_chain(handler: Any) -> list[Any]:
+    chain = [handler]
+    inner = getattr(handler, "inner_handler", None)
+    while inner is not None and all(inner is not h for h in chain) and len(chain) < 8:
+        chain.append(inner)
+        inner = getattr(inner, "inner_handler", None)
+    return chain
 
 
 class StreamRun(CreateRun):

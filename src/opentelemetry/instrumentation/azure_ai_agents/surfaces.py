@@ -15,6 +15,7 @@ from .message_reads import MessageLister
 from .operations import (
     AgentOperation,
     Arg,
+    CloseClient,
     CreateRun,
     GetStep,
     ListSteps,
@@ -56,7 +57,7 @@ def _agents(module: str, client_module: str) -> list[Surface]:
         Surface(module, "RunsOperations", "get", _x(ObserveRun(steps), extras), sdk),
         Surface(module, "RunsOperations", "cancel", _x(ObserveRun(steps), extras), sdk),
         Surface(module, "RunsOperations", "submit_tool_outputs", _x(SubmitToolOutputs(steps), extras), sdk),
-        Surface(module, "RunsOperations", "create_and_process", ProcessRun(), sdk),
+        Surface(module, "RunsOperations", "create_and_process", _x(ProcessRun(steps), extras), sdk),
         Surface(module, "RunsOperations", "stream", _x(StreamRun(STREAMS), extras), sdk),
         Surface(
             module, "RunsOperations", "submit_tool_outputs_stream", _x(SubmitToolOutputsStream(STREAMS), extras), sdk
@@ -73,12 +74,25 @@ def _agents(module: str, client_module: str) -> list[Surface]:
             _x(CreateRun(steps, body=Arg(0, "body")), extras),
             sdk,
         ),
-        Surface(client_module, "AgentsClient", "create_thread_and_process_run", ProcessRun(), sdk),
+        Surface(client_module, "AgentsClient", "create_thread_and_process_run", _x(ProcessRun(steps), extras), sdk),
         Surface(client_module, "AgentsClient", "create_agent", AgentOperation(conv.CREATE_AGENT), sdk),
         Surface(client_module, "AgentsClient", "get_agent", ObserveAgent(), sdk),
         Surface(
             client_module, "AgentsClient", "update_agent", AgentOperation(conv.UPDATE_AGENT, Arg(0, "agent_id")), sdk
         ),
+        Surface(client_module, "AgentsClient", "close", CloseClient(), sdk),
+        Surface(client_module, "AgentsClient", "__exit__", CloseClient(), sdk),
+        Surface(client_module, "AgentsClient", "__aexit__", CloseClient(), sdk),
+    ]
+
+
+def _project_client(module: str) -> list[Surface]:
+    """azure-ai-projects 1.0.0bX's client: closing it waits for our pending fetches through it."""
+    sdk = "azure-ai-projects"
+    return [
+        Surface(module, "AIProjectClient", "close", CloseClient(), sdk),
+        Surface(module, "AIProjectClient", "__exit__", CloseClient(), sdk),
+        Surface(module, "AIProjectClient", "__aexit__", CloseClient(), sdk),
     ]
 
 
@@ -93,7 +107,7 @@ def _projects(module: str) -> list[Surface]:
         Surface(module, ops, "get_run", _x(ObserveRun(steps), extras), sdk),
         Surface(module, ops, "cancel_run", _x(ObserveRun(steps), extras), sdk),
         Surface(module, ops, "submit_tool_outputs_to_run", _x(SubmitToolOutputs(steps), extras), sdk),
-        Surface(module, ops, "create_and_process_run", ProcessRun(), sdk),
+        Surface(module, ops, "create_and_process_run", _x(ProcessRun(steps), extras), sdk),
         Surface(module, ops, "create_stream", _x(StreamRun(STREAMS), extras), sdk),
         Surface(module, ops, "submit_tool_outputs_to_stream", _x(SubmitToolOutputsStream(STREAMS), extras), sdk),
         Surface(module, ops, "list_run_steps", ListSteps(paged=False), sdk),
@@ -134,6 +148,8 @@ SURFACES: tuple[Surface, ...] = tuple(
     + _projects("azure.ai.projects.operations")
     + _projects("azure.ai.projects.aio.operations")
     + _models("azure.ai.projects.models", "azure-ai-projects")
+    + _project_client("azure.ai.projects")
+    + _project_client("azure.ai.projects.aio")
 )
 
 

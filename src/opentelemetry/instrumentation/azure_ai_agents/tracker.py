@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any, Callable, Iterable, Mapping, Optional
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -37,6 +37,7 @@ from . import attributes as attrs
 from . import messages
 from .agents import AgentCache
 from .content import ContentPolicy
+from .fetcher import Fetcher
 from .message_reads import PostedMessages
 from .metrics import RunMetrics
 from .registry import Registry, Run
@@ -75,6 +76,10 @@ class RunTracker:
         self.registry = Registry(self.config)
         self.spans.find_run = self._run_span_context
         self.agents = AgentCache()
+        self.fetcher = Fetcher(timeout_s=self.config.fetch_timeout_s)
+        self.fetcher.on_flush = self.registry.drain_deferred
+        #: False once shut down: wrappers left in place (someone wrapped on top of ours) then do nothing.
+        self.active = True
         #: messages the app posted to threads, until a run consumes them (content capture only)
         self.thread_messages = PostedMessages()
 
@@ -161,14 +166,14 @@ class RunTracker:
         """True for a run that is open or recently finished (its steps can still be emitted)."""
         return self.registry.known_run(run_id) is not None
 
-    def observe_run(self, snapshot: Any) -> Optional[Run]:
+    def observe_run(self, snapshot: Any, sent_ns: Optional[int] = None) -> Optional[Run]:
         """Folds a run snapshot into its span. Returns the run exactly once: when it just ended; the caller
         then has its steps listed (off the app's path) and calls :meth:`finish_run`."""
         run = self.registry.open_run(attrs.text_field(snapshot, "id"))
         if run is None:
             return None
         with run.lock:
-            change = run.state.observe(snapshot, time.time_ns(), time.monotonic(), self._content.enabled)
+            change = run.state.observe(snapshot, time.time_ns(), time.monotonic(), self._content.enabled, sent_ns)
             if change is None:
                 return None
             if change.attributes is not None:
@@ -204,29 +209,53 @@ class RunTracker:
             if run.state.children_emitted:
                 self.spans.emit_children(run)
 
-    def finish_run(self, run: Run, steps: Optional[Iterable[Any]] = None, unavailable: Optional[str] = None) -> None:
+    def fetch_steps(self, run: Run, fetch: Callable[[float], Any], owner: Any = None) -> None:
+        """Lists an ended run's steps off the app's path; the run ends when the listing is done (or cannot be)."""
+
+        def done(listing: Any, reason: Optional[str]) -> None:
+            self.finish_run(run, listing, unavailable=reason)
+
+        self.fetcher.submit("steps", run.run_id or str(id(run)), fetch, done, owner=owner)
+
+    def finish_run(self, run: Run, listing: Any = None, unavailable: Optional[str] = None) -> None:
         """Emits step and tool spans, sets the final status and ends the run span at the time its terminal
-        status was observed. ``unavailable`` says why the run's steps could not be listed."""
+        status was observed. ``listing`` holds the steps listed for it (``steps.Listing``), ``unavailable``
+        says why they could not be listed."""
         state = run.state
         with run.lock:
             if state.ended:
                 return
-            if steps is not None:
-                state.store_steps(steps)
-            if unavailable is not None:
-                self.spans.set_run_attribute(run, attrs.RUN_STEPS_UNAVAILABLE, unavailable)
-            self.spans.emit_children(run)
-            if not state.agent_named:
-                agent = self.agents.get(state.agent_id)
-                if agent is not None and agent.name:
-                    state.agent_named = True
-                    self.spans.name_run(run, agent.name)
-                    self.spans.update_run(run, agent.attributes())
-            if state.error:
-                self.spans.record_error(run, state.error)
             end_ns = state.end_ns or time.time_ns()
-            self.spans.end_run(run, end_ns)
+            try:
+                if listing is not None:  # a ``steps.Listing``, or steps
+                    state.store_steps(getattr(listing, "steps", listing))
+                    state.steps_dropped += getattr(listing, "dropped", 0)
+                if unavailable is not None:
+                    self.spans.set_run_attribute(run, attrs.RUN_STEPS_UNAVAILABLE, unavailable)
+                self.spans.emit_children(run)
+                if not state.agent_named:
+                    agent = self.agents.get(state.agent_id)
+                    if agent is not None and agent.name:
+                        state.agent_named = True
+                        self.spans.name_run(run, agent.name)
+                        self.spans.update_run(run, agent.attributes())
+                if state.error:
+                    self.spans.record_error(run, state.error)
+            finally:
+                self.spans.end_run(run, end_ns)
         self._record_run_metrics(state, end_ns, state.error[0] if state.error else None)
+
+    def end_now(self, run: Run, reason: str) -> bool:
+        """A run the app will not follow further (an SDK helper returned it unfinished): it ends now, with
+        the status seen, marked ``unfinished=reason``. True when the caller must finish it (``finish_run``,
+        after listing its steps); False when it had already ended or is ending."""
+        with run.lock:
+            if not self._claim(run):
+                return False
+            run.state.end_ns = time.time_ns()
+            self.spans.set_run_attribute(run, attrs.RUN_UNFINISHED, reason)
+        self.registry.close(run)
+        return True
 
     def abandon_run(
         self,
@@ -366,8 +395,11 @@ class RunTracker:
         for run in self.registry.take_idle():
             self._end_unfinished(run, "idle_timeout")
 
-    def shutdown(self) -> None:
-        """Ends every open run span, marked unfinished (uninstrument, interpreter exit)."""
+    def shutdown(self, timeout_s: Optional[float] = None) -> None:
+        """Gives pending fetches up to ``timeout_s`` (default: the fetch timeout) to finish, then ends every
+        open run span, marked unfinished (uninstrument, interpreter exit)."""
+        self.active = False
+        self.fetcher.shutdown(timeout_s)
         self.registry.drain_deferred()
         for run in self.registry.take_all():
             self._end_unfinished(run, "shutdown")
