@@ -61,7 +61,7 @@ def test_terminal_poll_does_not_wait_for_the_step_listing(slow_steps, instrument
     _assert_fast_end(times)
     assert telemetry.tracer_provider.force_flush(10_000)
     [run_span] = telemetry.run_spans()
-    steps = telemetry.named("run_step")
+    steps = telemetry.named("chat")
     assert len(steps) == 2 and all(s.parent.span_id == run_span.context.span_id for s in steps)
     assert "azure.ai.agents.run.steps_unavailable" not in run_span.attributes
     # The run span ends when the terminal status was seen, not when the listing came back.
@@ -91,7 +91,7 @@ def test_terminal_poll_does_not_wait_for_the_step_listing_async(slow_steps, inst
     _assert_fast_end(times)
     assert telemetry.tracer_provider.force_flush(10_000)
     [run_span] = telemetry.run_spans()
-    assert len(telemetry.named("run_step")) == 2
+    assert len(telemetry.named("chat")) == 2
     assert "azure.ai.agents.run.steps_unavailable" not in run_span.attributes
 
 
@@ -111,7 +111,7 @@ def test_closing_the_client_right_after_the_run_keeps_its_steps(slow_steps, inst
         agents_run(client, *agents_setup(client), "message")
     assert telemetry.tracer_provider.force_flush(10_000)
     assert len(telemetry.run_spans()) == 2
-    assert len(telemetry.named("run_step")) == 2
+    assert len(telemetry.named("chat")) == 2
     for span in telemetry.run_spans():
         assert "azure.ai.agents.run.steps_unavailable" not in span.attributes
 
@@ -127,7 +127,7 @@ def test_a_listing_that_cannot_finish_ends_the_run_without_steps_and_says_why(em
     finally:
         emulator.service.delays = {}
     runs = telemetry.run_spans()
-    assert len(runs) == 2 and telemetry.named("run_step") == []
+    assert len(runs) == 2 and telemetry.named("chat") == []
     assert {s.attributes["azure.ai.agents.run.steps_unavailable"] for s in runs} == {"error"} or {
         s.attributes["azure.ai.agents.run.steps_unavailable"] for s in runs
     } == {"timeout"}
@@ -160,7 +160,7 @@ def test_wait_for_bounded_polls_end_every_run(emulator, instrument):
     runs = telemetry.run_spans()
     assert len(runs) == 3
     assert all("azure.ai.agents.run.unfinished" not in s.attributes for s in runs)
-    assert len(telemetry.named("run_step")) >= 4
+    assert len(telemetry.named("chat")) >= 4
 
 
 def test_a_poll_cancelled_by_wait_for_leaves_the_run_open_and_polling_goes_on(emulator, instrument):
@@ -254,7 +254,7 @@ def test_late_step_listings_release_step_objects(emulator, instrument):
     runs = [agents_run(client, agent_id, thread_id, "code_interpreter") for _ in range(3)]
     for run in runs:
         assert len(list(client.run_steps.list(thread_id=thread_id, run_id=run.id))) == 2
-    assert len(telemetry.named("run_step")) == 6
+    assert len(telemetry.named("chat")) == 6
     from opentelemetry.instrumentation.azure_ai_agents import AzureAgentInstrumentor
 
     tracker = AzureAgentInstrumentor()._tracker  # noqa: SLF001 - what the registry still holds
@@ -275,7 +275,7 @@ def test_runs_with_more_steps_than_the_bound_say_how_many_were_dropped(emulator,
     run = agents_run(client, *agents_setup(client), "long")
     assert run.status == "completed"
     [run_span] = telemetry.run_spans()
-    assert len(telemetry.named("run_step")) == 256
+    assert len(telemetry.named("chat")) == 256
     assert run_span.attributes["azure.ai.agents.run.steps_dropped"] == 44
 
 
@@ -306,4 +306,4 @@ def test_two_threads_polling_one_run_give_one_span_and_each_change_once(emulator
     statuses = [e.attributes["azure.ai.agents.run.status"] for e in run_span.events]
     assert statuses == ["queued", "in_progress", "completed"][-len(statuses) :] and statuses[-1] == "completed"
     assert len(statuses) == len(set(statuses))
-    assert len(telemetry.named("run_step")) == 2
+    assert len(telemetry.named("chat")) == 2

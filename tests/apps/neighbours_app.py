@@ -135,7 +135,9 @@ def summary() -> dict[str, Any]:
                 "run_id": bool(r.attributes.get("azure.ai.agents.run.id")),
                 "unfinished": r.attributes.get("azure.ai.agents.run.unfinished"),
                 "unavailable": r.attributes.get("azure.ai.agents.run.steps_unavailable"),
-                "steps": len([s for s in ours if s.parent and s.parent.span_id == r.context.span_id]),
+                "steps": len(
+                    [s for s in ours if s.name.startswith("chat") and s.parent and s.parent.span_id == r.context.span_id]
+                ),
             }
             for r in runs
         ],
