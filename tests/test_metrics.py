@@ -18,6 +18,7 @@ BASE = {"gen_ai.provider.name": "microsoft.foundry", "gen_ai.request.model": "gp
 
 
 def _metrics(telemetry) -> dict[str, Any]:
+    telemetry.tracer_provider.force_flush()  # runs end (and record their metrics) once their reads are done
     data = telemetry.metric_reader.get_metrics_data()
     found = {}
     for resource_metrics in data.resource_metrics:

@@ -397,6 +397,8 @@ def test_async_stream_without_handler_and_early_exit(emulator, instrument):
                 thread_id=thread_id, agent_id=agent_id, metadata=metadata("message")
             ) as stream:
                 events = [event async for event, _data, _ in stream]
+            # Flushing from the loop's own thread cannot wait for the run's reads running on this loop.
+            await asyncio.to_thread(telemetry.tracer_provider.force_flush)
             completed = _run_span(telemetry)
             telemetry.exporter.clear()
             async with await client.runs.stream(
