@@ -265,6 +265,7 @@ def test_connected_agent_call_links_a_sub_run_we_trace(emulator, instrument):
     emulator.service.response_hook = point_at_sub_run
     try:
         agents_run(client, agent_id, thread_id, "all_tools")
+        telemetry.tracer_provider.force_flush()  # our step listing runs off the app's path: let it see the hook
     finally:
         emulator.service.response_hook = None
     [sub_span] = [s for s in telemetry.run_spans() if s.attributes["azure.ai.agents.run.id"] == sub_run.id]
