@@ -77,6 +77,29 @@ def streamed(emulator: Any) -> Any:
     return run
 
 
+def async_streamed(emulator: Any) -> Any:
+    from azure.ai.agents.models import FunctionTool
+
+    async def main() -> Any:
+        async with async_agents_client(emulator) as client:
+            with suppress_instrumentation():
+                agent = await client.create_agent(
+                    model="gpt-4o",
+                    tools=FunctionTool({get_weather}).definitions,
+                    response_format={"type": "json_object"},
+                    **AGENT,
+                )
+            thread = await client.threads.create()
+            await client.messages.create(thread_id=thread.id, role="user", content=USER_MESSAGE)
+            stream = await client.runs.stream(thread_id=thread.id, agent_id=agent.id, metadata=metadata("message"))
+            async with stream as events:
+                async for _event in events:
+                    pass
+            return [run async for run in client.runs.list(thread_id=thread.id)][0]
+
+    return asyncio.run(main())
+
+
 def sdk_helper(emulator: Any) -> Any:
     client = agents_client(emulator)
     agent_id, thread_id = _agents_setup(client)
@@ -103,6 +126,7 @@ SURFACES: dict[str, Callable[[Any], Any]] = {
     "sync": sync_manual,
     "async": async_manual,
     "stream": streamed,
+    "async-stream": async_streamed,
     "helper": sdk_helper,
     "legacy": legacy,
 }
@@ -159,7 +183,7 @@ def test_substance_on_every_surface(emulator, instrument, surface, capture):
     [last] = [s for s in chats if s.attributes["azure.ai.agents.run_step.type"] == "message_creation"]
     assert json.loads(last.attributes["gen_ai.output.messages"]) == [answer]
     assert json.loads(last.attributes["gen_ai.input.messages"])[0] == inputs[0]
-    if surface == "stream":
+    if surface in ("stream", "async-stream"):
         assert _our_message_reads(emulator) == reads_before  # the answer came with the stream's events
 
 
