@@ -307,3 +307,53 @@ def test_two_threads_polling_one_run_give_one_span_and_each_change_once(emulator
     assert statuses == ["queued", "in_progress", "completed"][-len(statuses) :] and statuses[-1] == "completed"
     assert len(statuses) == len(set(statuses))
     assert len(telemetry.named("chat")) == 2
+
+
+def test_a_stream_dropped_while_locks_are_held_only_queues_its_ending(emulator, instrument):
+    """The handler's finalizer may run on any thread, at any allocation: it takes no lock, it queues work."""
+    from opentelemetry.instrumentation.azure_ai_agents.surfaces import STREAMS
+
+    telemetry = instrument()
+    client = agents_client(emulator)
+    agent_id, thread_id = agents_setup(client)
+    stream = client.runs.stream(thread_id=thread_id, agent_id=agent_id, metadata=metadata("message"))
+    handler = stream.event_handler
+    assert next(handler)[0] == "thread.run.created"
+    finished = threading.Event()
+
+    def drop_under_lock() -> None:
+        nonlocal stream, handler
+        with STREAMS._lock:  # noqa: SLF001 - the lock a finalizer taking locks would wait for forever
+            del stream, handler
+            gc.collect()
+        finished.set()
+
+    worker = threading.Thread(target=drop_under_lock, daemon=True)
+    worker.start()
+    assert finished.wait(5), "the finalizer blocked on a lock"
+    [run_span] = telemetry.run_spans()  # force_flush runs the queued work
+    assert run_span.attributes["azure.ai.agents.run.unfinished"] == "stream_abandoned"
+
+
+def test_create_and_process_giving_up_on_requires_action_without_tool_calls_ends_the_run(emulator, instrument):
+    telemetry = instrument()
+    client = agents_client(emulator)
+    agent_id, thread_id = agents_setup(client)
+
+    def no_tool_calls(method: str, kind: str, payload: Any) -> Any:
+        if kind == "run" and payload.get("status") == "requires_action":
+            payload["required_action"]["submit_tool_outputs"]["tool_calls"] = []
+        return payload
+
+    emulator.service.response_hook = no_tool_calls
+    try:
+        run = client.runs.create_and_process(
+            thread_id=thread_id, agent_id=agent_id, metadata=metadata("function_call"), polling_interval=0.01
+        )
+        assert telemetry.tracer_provider.force_flush(10_000)
+    finally:
+        emulator.service.response_hook = None
+    assert run.status == "requires_action"  # the SDK cancelled the run and broke out of its loop
+    [run_span] = telemetry.run_spans()
+    assert run_span.attributes["azure.ai.agents.run.status"] == "cancelling"  # the last status seen: its cancel
+    assert run_span.attributes["azure.ai.agents.run.unfinished"] == "helper_returned"
