@@ -357,3 +357,23 @@ def test_create_and_process_giving_up_on_requires_action_without_tool_calls_ends
     [run_span] = telemetry.run_spans()
     assert run_span.attributes["azure.ai.agents.run.status"] == "cancelling"  # the last status seen: its cancel
     assert run_span.attributes["azure.ai.agents.run.unfinished"] == "helper_returned"
+
+
+def test_an_event_loop_that_ends_before_the_listing_ends_the_run_without_steps(slow_steps, instrument):
+    """``asyncio.run`` returning right after the run (client left open) cancels our listing task: the run still
+    ends, at its observed end, saying why it has no steps."""
+    telemetry = instrument()
+
+    async def main() -> Any:
+        client = async_agents_client(slow_steps)
+        agent_id, thread_id = await agents_setup_async(client)
+        run = await client.runs.create(thread_id=thread_id, agent_id=agent_id, metadata=metadata("message"))
+        while run.status in ACTIVE:
+            run = await client.runs.get(thread_id=thread_id, run_id=run.id)
+        return run
+
+    assert asyncio.run(main()).status == "completed"
+    [run_span] = telemetry.run_spans()
+    assert run_span.attributes["azure.ai.agents.run.steps_unavailable"] == "cancelled"
+    assert run_span.attributes["azure.ai.agents.run.status"] == "completed"
+    assert telemetry.named("chat") == []

@@ -230,8 +230,9 @@ class Fetcher:
             await asyncio.wait(tasks, timeout=self.timeout_s if timeout_s is None else timeout_s)  # type: ignore[arg-type]
 
     def shutdown(self, timeout_s: Optional[float] = None) -> None:
-        """Waits up to ``timeout_s`` for pending fetches, then fails the rest (``shutdown``); no new ones."""
-        self.flush(timeout_s)
+        """Waits up to ``timeout_s`` (default: the fetch timeout) for pending fetches, then fails the rest
+        (``shutdown``); no new ones."""
+        self.flush(self.timeout_s if timeout_s is None else timeout_s)
         with self._lock:
             self._closed = True
             jobs = list(self._pending.values())
