@@ -23,7 +23,7 @@ MAX_POSTED_PER_THREAD = 32
 PAGE_SIZE = 100
 #: Our own listing: no retries, bounded waits (seconds).
 _Items = list  # ``list`` inside MessageLister's body names its method
-NO_RETRY = {"retry_total": 0, "connection_timeout": 5.0, "read_timeout": 5.0}
+NO_RETRY = {"retry_total": 0}
 
 
 class PostedMessages:
@@ -65,24 +65,30 @@ class MessageLister:
     def __init__(self, module: Optional[str] = None, legacy_method: Optional[str] = None) -> None:
         self._module, self._legacy = module, legacy_method
 
-    def list(self, instance: Any, thread_id: Optional[str], run_id: Optional[str]) -> _Items:
+    def list(self, instance: Any, thread_id: Optional[str], run_id: Optional[str], timeout_s: float = 5.0) -> _Items:
         if not thread_id or not run_id:
             return []
         if self._legacy is not None:
-            page = getattr(instance, self._legacy)(thread_id, run_id=run_id, limit=PAGE_SIZE, **NO_RETRY)
+            options = {**NO_RETRY, **_waits(timeout_s)}
+            page = getattr(instance, self._legacy)(thread_id, run_id=run_id, limit=PAGE_SIZE, **options)
             data = attrs.field(page, "data")
             return list(data) if isinstance(data, list) else []
-        items = self._operations(instance).list(thread_id=thread_id, run_id=run_id, limit=PAGE_SIZE, **NO_RETRY)
+        options = {**NO_RETRY, **_waits(timeout_s)}
+        items = self._operations(instance).list(thread_id=thread_id, run_id=run_id, limit=PAGE_SIZE, **options)
         return list(next(iter(items.by_page()), []))
 
-    async def list_async(self, instance: Any, thread_id: Optional[str], run_id: Optional[str]) -> _Items:
+    async def list_async(
+        self, instance: Any, thread_id: Optional[str], run_id: Optional[str], timeout_s: float = 5.0
+    ) -> _Items:
         if not thread_id or not run_id:
             return []
         if self._legacy is not None:
-            page = await getattr(instance, self._legacy)(thread_id, run_id=run_id, limit=PAGE_SIZE, **NO_RETRY)
+            options = {**NO_RETRY, **_waits(timeout_s)}
+            page = await getattr(instance, self._legacy)(thread_id, run_id=run_id, limit=PAGE_SIZE, **options)
             data = attrs.field(page, "data")
             return list(data) if isinstance(data, list) else []
-        items = self._operations(instance).list(thread_id=thread_id, run_id=run_id, limit=PAGE_SIZE, **NO_RETRY)
+        options = {**NO_RETRY, **_waits(timeout_s)}
+        items = self._operations(instance).list(thread_id=thread_id, run_id=run_id, limit=PAGE_SIZE, **options)
         async for page in items.by_page():
             return [item async for item in page]
         return []
@@ -93,3 +99,8 @@ class MessageLister:
             return found
         cls = importlib.import_module(self._module or "").MessagesOperations
         return cls(instance._client, instance._config, instance._serialize, instance._deserialize)
+
+
+def _waits(timeout_s: float) -> dict[str, float]:
+    """azure-core per-request connect and read timeouts."""
+    return {"connection_timeout": timeout_s, "read_timeout": timeout_s}

@@ -18,8 +18,14 @@ from .tracker import RunTracker
 
 _log = logging.getLogger(__name__)
 
-#: Per-request wait of our own reads (connect and read), in seconds.
+#: Per-request wait of our own reads (connect and read), in seconds, when the tracker sets none.
 TIMEOUT_S = 5.0
+
+
+def _timeout(tracker: RunTracker) -> float:
+    """The fetcher's timeout (``fetch_timeout``): each of our own requests waits at most that long."""
+    fetcher = getattr(tracker, "fetcher", None)
+    return float(getattr(fetcher, "timeout_s", TIMEOUT_S))
 
 
 class RunExtras:
@@ -37,12 +43,12 @@ class RunExtras:
         with suppress_instrumentation():
             if agent_id is not None:
                 try:
-                    tracker.learn_agent(self._agents.get(instance, agent_id, TIMEOUT_S))
+                    tracker.learn_agent(self._agents.get(instance, agent_id, _timeout(tracker)))
                 except Exception:
                     _log.debug("could not read agent %s", agent_id, exc_info=True)
             if messages:
                 try:
-                    tracker.observe_messages(self._messages.list(instance, thread_id, run.run_id))
+                    tracker.observe_messages(self._messages.list(instance, thread_id, run.run_id, _timeout(tracker)))
                 except Exception:
                     _log.debug("could not list the messages of run %s", run.run_id, exc_info=True)
 
@@ -53,11 +59,12 @@ class RunExtras:
         with suppress_instrumentation():
             if agent_id is not None:
                 try:
-                    tracker.learn_agent(await self._agents.get_async(instance, agent_id, TIMEOUT_S))
+                    tracker.learn_agent(await self._agents.get_async(instance, agent_id, _timeout(tracker)))
                 except Exception:
                     _log.debug("could not read agent %s", agent_id, exc_info=True)
             if messages:
                 try:
-                    tracker.observe_messages(await self._messages.list_async(instance, thread_id, run.run_id))
+                    answer = await self._messages.list_async(instance, thread_id, run.run_id, _timeout(tracker))
+                    tracker.observe_messages(answer)
                 except Exception:
                     _log.debug("could not list the messages of run %s", run.run_id, exc_info=True)
