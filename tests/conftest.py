@@ -92,3 +92,9 @@ def instrument() -> Iterator[Callable[..., Telemetry]]:
 
     yield _instrument
     instrumentor.uninstrument()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Long tests (marked ``heavy``) first: the xdist scheduler hands them out before the short ones, so no
+    worker starts a 30-second test at the end while the other one sits idle."""
+    items.sort(key=lambda item: item.get_closest_marker("heavy") is None)

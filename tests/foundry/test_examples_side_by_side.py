@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_examples import EXAMPLES, _example, _run
+from tests.setup.test_examples import EXAMPLES, _example, _run
 
 from .helpers import require_new_foundry_sdk
 

@@ -19,9 +19,8 @@ from azure_ai_agents_emulator import (
     async_project_client,
     project_client,
 )
-
-from .helpers import TOOL_OUTPUT, agents_setup, metadata, projects_setup
-from .helpers_async import agents_setup_async, projects_setup_async
+from tests.helpers import TOOL_OUTPUT, agents_setup, metadata, projects_setup
+from tests.helpers_async import agents_setup_async, projects_setup_async
 
 
 class FunctionProbe:

@@ -21,9 +21,8 @@ import pytest
 
 from azure_ai_agents_emulator import AgentsEmulator, agents_client, async_agents_client
 from azure_ai_agents_emulator.scenarios import MessageStep, Scenario
-
-from .helpers import ACTIVE, agents_run, agents_setup, metadata
-from .helpers_async import agents_setup_async
+from tests.helpers import ACTIVE, agents_run, agents_setup, metadata
+from tests.helpers_async import agents_setup_async
 
 STEPS_DELAY = 0.4
 

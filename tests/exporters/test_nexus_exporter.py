@@ -362,7 +362,7 @@ def test_zero_code_configuration_uses_the_entry_point(server: NexusServer) -> No
         "span = tracer.start_span('invoke_agent z', attributes={'gen_ai.operation.name': 'invoke_agent'}); "
         "span.end(); trace.get_tracer_provider().shutdown()"
     )
-    src = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "exporters", "nexus", "src")
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]),

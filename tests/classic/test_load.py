@@ -28,9 +28,8 @@ from azure_ai_agents_emulator import (
     project_client,
 )
 from opentelemetry.instrumentation.azure_ai_agents import AzureAgentInstrumentor
-
-from .helpers import agents_run, agents_setup, projects_run, projects_setup
-from .helpers_async import agents_run_async, agents_setup_async, projects_run_async, projects_setup_async
+from tests.helpers import agents_run, agents_setup, projects_run, projects_setup
+from tests.helpers_async import agents_run_async, agents_setup_async, projects_run_async, projects_setup_async
 
 CONCURRENT = 100
 #: (scenario, polls per state): tool calls answered by the app, server-side tools, failures, a cancel.
@@ -251,6 +250,7 @@ def _residual_after(work: Any) -> int:
 
 
 @pytest.mark.timeout(180)
+@pytest.mark.heavy
 def test_thousands_of_sequential_runs_keep_memory_flat():
     """Steady state: allocated blocks flat from run 2,000 to run TOTAL_RUNS - 800. Then the last 800 runs under tracemalloc,
     ended by uninstrument(): what they leave behind is compared with 800 uninstrumented runs (SDK caches)."""

@@ -8,8 +8,7 @@ from opentelemetry.sdk.metrics.export import HistogramDataPoint
 
 from azure_ai_agents_emulator import agents_client
 from opentelemetry.instrumentation.azure_ai_agents.metrics import DURATION_BUCKETS, TOKEN_BUCKETS
-
-from .helpers import agents_run, agents_setup, metadata
+from tests.helpers import agents_run, agents_setup, metadata
 
 DURATION = "gen_ai.client.operation.duration"
 TOKENS = "gen_ai.client.token.usage"

@@ -6,9 +6,8 @@ from __future__ import annotations
 import asyncio
 
 from azure_ai_agents_emulator import async_agents_client, project_client
-
-from .helpers import projects_run, projects_setup
-from .helpers_async import agents_run_async, agents_setup_async
+from tests.helpers import projects_run, projects_setup
+from tests.helpers_async import agents_run_async, agents_setup_async
 
 BOTH_STEPS = ["chat gpt-4o", "chat gpt-4o"]
 
@@ -73,9 +72,8 @@ def test_remaining_sync_and_async_reads_steps_and_agent_names(emulator, instrume
     from opentelemetry.instrumentation.utils import suppress_instrumentation
 
     from azure_ai_agents_emulator import agents_client, async_project_client
-
-    from .helpers import agents_run, agents_setup
-    from .helpers_async import projects_run_async, projects_setup_async
+    from tests.helpers import agents_run, agents_setup
+    from tests.helpers_async import projects_run_async, projects_setup_async
 
     telemetry = instrument(list_steps_on_completion=False)
     client = agents_client(emulator)

@@ -7,8 +7,7 @@ import json
 import pytest
 
 from azure_ai_agents_emulator import agents_client
-
-from .helpers import INSTRUCTIONS, TOOL_OUTPUT, USER_MESSAGE, agents_run, agents_setup
+from tests.helpers import INSTRUCTIONS, TOOL_OUTPUT, USER_MESSAGE, agents_run, agents_setup
 
 SECRETS = ("secret-user-message", "secret-instructions", "sunny-secret-output", "Seattle", "print(2+2)")
 CONTENT_KEYS = (

@@ -14,9 +14,8 @@ from azure_ai_agents_emulator import (
     async_project_client,
     project_client,
 )
-
-from .helpers import agents_run, agents_setup, projects_run, projects_setup
-from .helpers_async import agents_run_async, agents_setup_async, projects_run_async, projects_setup_async
+from tests.helpers import agents_run, agents_setup, projects_run, projects_setup
+from tests.helpers_async import agents_run_async, agents_setup_async, projects_run_async, projects_setup_async
 
 #: What must be identical between a sync and an async run of the same scenario.
 COMPARED = (

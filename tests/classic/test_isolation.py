@@ -12,8 +12,7 @@ from opentelemetry.trace import StatusCode
 from azure_ai_agents_emulator import agents_client, project_client
 from opentelemetry.instrumentation.azure_ai_agents import AzureAgentInstrumentor
 from opentelemetry.instrumentation.azure_ai_agents.surfaces import SURFACES
-
-from .helpers import agents_run, agents_setup, projects_run, projects_setup
+from tests.helpers import agents_run, agents_setup, projects_run, projects_setup
 
 
 def _originals() -> dict[tuple[str, str, str], Any]:
@@ -202,8 +201,7 @@ def test_a_failing_tracer_never_reaches_streams_helpers_or_functions(emulator):
     import asyncio
 
     from azure_ai_agents_emulator import async_agents_client
-
-    from .helpers import metadata
+    from tests.helpers import metadata
 
     instrumentor = AzureAgentInstrumentor()
     instrumentor.instrument(tracer_provider=_ExplodingProvider())
@@ -244,7 +242,7 @@ def _mangle_stream(method: str, kind: str, payload: Any) -> Any:
 
 
 def test_malformed_stream_events_never_break_the_app(emulator, instrument):
-    from .helpers import metadata
+    from tests.helpers import metadata
 
     telemetry = instrument()
     client = agents_client(emulator)
@@ -272,7 +270,7 @@ def test_instrument_works_with_only_one_sdk_generation_installed(hidden, agent):
     import sys
     from pathlib import Path
 
-    app = Path(__file__).parent / "apps" / "one_sdk_app.py"
+    app = Path(__file__).parents[1] / "apps" / "one_sdk_app.py"
     done = subprocess.run([sys.executable, str(app), hidden], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])

@@ -10,8 +10,7 @@ from opentelemetry.instrumentation.azure_ai_agents import conventions as conv
 from opentelemetry.instrumentation.azure_ai_agents import messages
 from opentelemetry.instrumentation.azure_ai_agents.attributes import output_type, tool_call
 from opentelemetry.instrumentation.azure_ai_agents.content import ContentPolicy
-
-from .helpers import agents_run, agents_setup
+from tests.helpers import agents_run, agents_setup
 
 #: Names the conventions own that we may emit; anything else must be ours (azure.ai.agents.*) or standard.
 _STANDARD_PREFIXES = ("gen_ai.", "server.", "error.", "exception.", "azure.ai.agents.", "http.", "url.")

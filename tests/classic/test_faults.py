@@ -6,7 +6,7 @@ app must see exactly the SDK's exception (the same object, checked by a policy a
 and the run must still end as one correct trace.
 Backends (end to end, the instrumented app feeding the exporter): Nexus answering 503 intermittently while
 runs are exported (nothing duplicated, nothing lost), Application Insights ingestion hanging (the app never
-waits, shutdown bounded). The exporters' own fault suites are tests/test_nexus_faults.py, test_otlp.py and
+waits, shutdown bounded). The exporters' own fault suites are tests/exporters/test_nexus_faults.py, test_otlp.py and
 test_appinsights.py.
 """
 
@@ -32,9 +32,8 @@ from azure_ai_agents_emulator import (
 )
 from azure_ai_agents_emulator.clients import AsyncFakeCredential, FakeCredential, auth_policy
 from opentelemetry.instrumentation.azure_ai_agents import AzureAgentInstrumentor
-
-from .helpers import ACTIVE, TOOL_OUTPUT, agents_run, agents_setup, metadata, projects_setup
-from .helpers_async import agents_setup_async
+from tests.helpers import ACTIVE, TOOL_OUTPUT, agents_run, agents_setup, metadata, projects_setup
+from tests.helpers_async import agents_setup_async
 
 
 # ---- helpers ----------------------------------------------------------------------------------------------

@@ -25,8 +25,7 @@ from azure_ai_agents_emulator import (
     project_client,
 )
 from azure_ai_agents_emulator.clients import TOKEN
-
-from .helpers import (
+from tests.helpers import (
     INSTRUCTIONS,
     TOOL_OUTPUT,
     USER_MESSAGE,
@@ -36,7 +35,7 @@ from .helpers import (
     projects_run,
     projects_setup,
 )
-from .helpers_async import agents_run_async, agents_setup_async, projects_run_async, projects_setup_async
+from tests.helpers_async import agents_run_async, agents_setup_async, projects_run_async, projects_setup_async
 
 #: Markers of content: the user's prompt, the instructions, the function's output (helpers), the function's
 #: arguments (the emulator asks for {"city": "Seattle"}), the assistant's reply, code interpreter input.

@@ -25,8 +25,7 @@ from opentelemetry.instrumentation.azure_ai_agents.configure import (
 from tests.fakes.appinsights_server import AppInsightsReceiver, base_data
 from tests.fakes.nexus_server import NexusServer
 from tests.fakes.otlp_server import OtlpGrpcReceiver, OtlpHttpReceiver
-
-from .helpers import INSTRUCTIONS, agents_run, agents_setup
+from tests.helpers import INSTRUCTIONS, agents_run, agents_setup
 
 _ENV = (
     "OTEL_TRACES_EXPORTER",

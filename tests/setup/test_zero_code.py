@@ -24,7 +24,7 @@ from tests.fakes.otlp_server import OtlpGrpcReceiver, OtlpHttpReceiver
 
 pytest.importorskip("opentelemetry.distro")
 
-APPS = Path(__file__).parent / "apps"
+APPS = Path(__file__).parents[1] / "apps"
 AGENT = "zero-code-agent"
 OUR_SPANS = {"chat gpt-4o", "execute_tool get_weather"}
 _DROPPED_PREFIXES = ("OTEL_", "NEXUS_", "APPLICATIONINSIGHTS_", "AZURE_")

@@ -22,8 +22,7 @@ from tests.fakes.otlp_server import (
     OtlpHttpReceiver,
     ReceivedSpan,
 )
-
-from .helpers import agents_run, agents_setup
+from tests.helpers import agents_run, agents_setup
 
 pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
 

@@ -13,9 +13,8 @@ from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.trace import SpanKind
 
 from azure_ai_agents_emulator import agents_client, async_agents_client, async_project_client, project_client
-
-from .helpers import INSTRUCTIONS, USER_MESSAGE, agents_run, get_weather, metadata, projects_run
-from .helpers_async import agents_run_async
+from tests.helpers import INSTRUCTIONS, USER_MESSAGE, agents_run, get_weather, metadata, projects_run
+from tests.helpers_async import agents_run_async
 
 CONTENT = (
     "gen_ai.system_instructions",
@@ -271,7 +270,7 @@ def test_async_legacy_reads_the_agent_and_answer_too(emulator, instrument):
 def test_connected_agent_call_links_a_sub_run_we_trace(emulator, instrument):
     """The connected agent's sub-run ids are on the tool span; when that sub-run is one we trace (here: a run the
     app drove itself), the tool span links to it."""
-    from .helpers import agents_setup
+    from tests.helpers import agents_setup
 
     telemetry = instrument()
     client = agents_client(emulator)

@@ -10,9 +10,8 @@ from typing import Any
 from opentelemetry import trace
 
 from azure_ai_agents_emulator import agents_client, async_agents_client
-
-from .helpers import TOOL_OUTPUT, agents_setup, metadata
-from .helpers_async import agents_setup_async
+from tests.helpers import TOOL_OUTPUT, agents_setup, metadata
+from tests.helpers_async import agents_setup_async
 
 RUNS = 50
 

@@ -6,8 +6,7 @@ import pytest
 from opentelemetry.trace import SpanKind, StatusCode
 
 from azure_ai_agents_emulator import agents_client, project_client
-
-from .helpers import agents_run, agents_setup, projects_run, projects_setup
+from tests.helpers import agents_run, agents_setup, projects_run, projects_setup
 
 RUN_ATTRIBUTES = {
     "gen_ai.operation.name": "invoke_agent",

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "emulator" / "scripts" / "run_sdk_samples.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "emulator" / "scripts" / "run_sdk_samples.py"
 SAMPLES = (
     "sample_agents_stream_eventhandler_with_functions.py",  # streaming, function tools and their outputs
     "sample_agents_basics_async.py",  # basics: the async client and async DefaultAzureCredential

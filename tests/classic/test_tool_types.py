@@ -10,8 +10,7 @@ import pytest
 from opentelemetry.trace import StatusCode
 
 from azure_ai_agents_emulator import agents_client
-
-from .helpers import agents_run, agents_setup, metadata
+from tests.helpers import agents_run, agents_setup, metadata
 
 #: raw type -> (span name suffix, gen_ai.tool.type)
 EXPECTED = {

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 _BACKEND_ENV = (
     "PROJECT_ENDPOINT",
     "NEXUS_API_KEY",

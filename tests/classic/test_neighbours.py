@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-APP = Path(__file__).parent / "apps" / "neighbours_app.py"
+APP = Path(__file__).parents[1] / "apps" / "neighbours_app.py"
 
 
 def test_with_microsofts_instrumentation_and_azure_core_tracing_on():

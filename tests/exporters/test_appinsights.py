@@ -24,13 +24,12 @@ from tests.fakes.appinsights_server import (
     base_data,
     base_type_of,
 )
-
-from .helpers import agents_run, agents_setup
+from tests.helpers import agents_run, agents_setup
 
 pytest.importorskip("azure.monitor.opentelemetry.exporter")
 from azure.monitor.opentelemetry.exporter import AzureMonitorTraceExporter  # noqa: E402
 
-APPS = Path(__file__).parent / "apps"
+APPS = Path(__file__).parents[1] / "apps"
 QUIET_ENV = {
     "APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED": "true",
     "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
