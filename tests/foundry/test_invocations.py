@@ -270,3 +270,21 @@ def test_a_create_that_raises_reaches_the_app_unchanged_and_ends_its_span_as_an_
     assert span.name == "invoke_agent no-such-agent" and span.status.status_code is StatusCode.ERROR
     assert attributes(span)["error.type"] == "NotFoundError"
     assert [e.name for e in span.events] == ["exception"]
+
+
+def test_model_reads_match_getattr_for_fields_extras_absent_fields_and_properties() -> None:
+    """The attribute reader takes a shortcut on the openai package's (pydantic) models: it must read exactly what
+    ``getattr`` would: declared fields, extra fields (``agent_reference``), properties, None for anything else."""
+    from openai.types.responses import Response
+
+    from opentelemetry.instrumentation.azure_ai_agents import responses_attributes as rattrs
+
+    response = Response.construct(
+        id="resp_1", object="response", created_at=0, model="gpt-4o", status="completed", output=[],
+        parallel_tool_calls=False, tool_choice="auto", tools=[], agent_reference={"name": "a", "version": "2"},
+    )
+    for key in ("id", "model", "status", "conversation", "agent_reference", "output_text", "agent", "no_such"):
+        assert rattrs.get(response, key) == getattr(response, key, None), key
+    assert rattrs.get(response, "agent_reference") == {"name": "a", "version": "2"}
+    assert rattrs.get(response, "output_text") == ""  # a property, not a field
+    assert rattrs.get(response, "no_such") is None
