@@ -38,6 +38,7 @@ from . import attributes as attrs
 from . import responses_attributes as rattrs
 from .content import ContentPolicy
 from .metrics import RunMetrics
+from .spans import record_exception
 
 _log = logging.getLogger(__name__)
 
@@ -240,10 +241,7 @@ class Invocations:
         error_type = None
         span = invocation.span
         if exc is not None:
-            error_type = type(exc).__qualname__
-            span.record_exception(exc)
-            span.set_attribute(error_attributes.ERROR_TYPE, error_type)
-            span.set_status(Status(StatusCode.ERROR, str(exc)[:1024] or error_type))
+            error_type = record_exception(span, exc)
         elif error is not None:
             error_type = error[0]
             span.set_attribute(error_attributes.ERROR_TYPE, error_type)
