@@ -38,7 +38,7 @@ from . import attributes as attrs
 from . import responses_attributes as rattrs
 from .content import ContentPolicy
 from .metrics import RunMetrics
-from .spans import record_exception
+from .spans import SpanEmitter, record_exception
 
 _log = logging.getLogger(__name__)
 
@@ -83,6 +83,7 @@ class Invocations:
         self._tracer = tracer
         self._content = content
         self._metrics = metrics
+        self._spans = SpanEmitter(tracer, content, metrics)
         self._max_open = max_open
         self._idle_timeout_s = idle_timeout_s
         self._lock = threading.Lock()
@@ -333,32 +334,16 @@ class Invocations:
         window = invocation.item_windows.get(index)
         if window is not None:
             start, end = window[0], window[1] or end_ns
-        attributes = info.attributes()
         status = rattrs.text(item, "status")
-        if status:
-            attributes[rattrs.TOOL_STATUS] = status
-        span = self._tracer.start_span(
-            f"execute_tool {info.name}",
-            context=invocation.context,
-            kind=SpanKind.INTERNAL,
-            attributes=attributes,
-            start_time=start,
+        self._spans.tool(
+            invocation.context,
+            info,
+            None,
+            start,
+            end,
+            rattrs.tool_error(item),
+            extra={rattrs.TOOL_STATUS: status} if status else None,
         )
-        if self._content.enabled:
-            self._content.record(
-                span,
-                {
-                    gen_ai.GEN_AI_TOOL_CALL_ARGUMENTS: self._content.text("tool.arguments", info.arguments),
-                    gen_ai.GEN_AI_TOOL_CALL_RESULT: self._content.text("tool.result", info.result),
-                },
-            )
-        error = rattrs.tool_error(item)
-        if error:
-            span.set_attribute(error_attributes.ERROR_TYPE, error[0])
-            span.set_status(Status(StatusCode.ERROR, error[1] or error[0]))
-        span.end(end_time=end)
-        if self._metrics is not None:
-            self._metrics.record_tool((end - start) / 1e9, info.name, info.semconv_type, error[0] if error else None)
 
     def _end(self, invocation: Invocation, end_ns: int, error_type: Optional[str]) -> None:
         invocation.span.end(end_time=end_ns)

@@ -299,10 +299,14 @@ class SpanEmitter:
         end: int,
         error: Optional[tuple[str, Optional[str]]],
         step_id: Optional[str] = None,
+        extra: Optional[Mapping[str, Any]] = None,
     ) -> None:
+        """One ``execute_tool`` span (classic tool calls and the Responses API's server-side tool items)."""
         attributes = info.attributes()
         if step_id:
             attributes[attrs.STEP_ID] = step_id
+        if extra:
+            attributes.update(extra)
         sub_run = self.find_run(info.sub_run[2]) if info.sub_run[2] else None
         span = self._tracer.start_span(
             conv.span_name(conv.EXECUTE_TOOL, info.name),
