@@ -264,6 +264,8 @@ def test_an_outage_mid_run_then_recovery_gives_one_complete_trace(instrument):
 
     with AgentsEmulator(service, port=port):  # back, same state, same address
         run = finish(client, thread_id, client.runs.get(thread_id=thread_id, run_id=run.id))
+        # The step listing runs off the app's path: keep the service up until the flush has waited for it.
+        assert telemetry.tracer_provider.force_flush()
     check_function_call_trace(telemetry, service, run)
 
 
