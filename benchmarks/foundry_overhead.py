@@ -188,8 +188,8 @@ def own_cost(bench: Bench, calls: int = 2000) -> dict[str, Any]:
 
     import wrapt
 
+    from opentelemetry.instrumentation.azure_ai_agents.foundry.operations import CreateResponse
     from opentelemetry.instrumentation.azure_ai_agents.patch import sync_wrapper
-    from opentelemetry.instrumentation.azure_ai_agents.responses import CreateResponse
 
     answers = {
         "message": bench.client.responses.create(input="hi", extra_body={"agent_reference": {"name": "message"}}),

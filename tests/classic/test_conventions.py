@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 
 from azure_ai_agents_emulator import agents_client
-from opentelemetry.instrumentation.azure_ai_agents import conventions as conv
-from opentelemetry.instrumentation.azure_ai_agents import messages
-from opentelemetry.instrumentation.azure_ai_agents.attributes import output_type, tool_call
-from opentelemetry.instrumentation.azure_ai_agents.content import ContentPolicy
+from opentelemetry.instrumentation.azure_ai_agents.classic.attributes import tool_call
+from opentelemetry.instrumentation.azure_ai_agents.core import conventions as conv
+from opentelemetry.instrumentation.azure_ai_agents.core import messages
+from opentelemetry.instrumentation.azure_ai_agents.core.attributes import output_type
+from opentelemetry.instrumentation.azure_ai_agents.core.content import ContentPolicy
 from tests.helpers import agents_run, agents_setup
 
 #: Names the conventions own that we may emit; anything else must be ours (azure.ai.agents.*) or standard.

@@ -7,7 +7,7 @@ from typing import Any
 from opentelemetry.sdk.metrics.export import HistogramDataPoint
 
 from azure_ai_agents_emulator import agents_client
-from opentelemetry.instrumentation.azure_ai_agents.metrics import DURATION_BUCKETS, TOKEN_BUCKETS
+from opentelemetry.instrumentation.azure_ai_agents.core.metrics import DURATION_BUCKETS, TOKEN_BUCKETS
 from tests.helpers import agents_run, agents_setup, metadata
 
 DURATION = "gen_ai.client.operation.duration"

@@ -382,7 +382,7 @@ def test_spans_never_carry_the_service_credential_or_request_headers(emulator, i
 
 def test_content_policy_repr_and_json_dont_expose_the_hook_input() -> None:
     """The policy object itself carries no captured text (safe to log or print)."""
-    from opentelemetry.instrumentation.azure_ai_agents.content import ContentPolicy
+    from opentelemetry.instrumentation.azure_ai_agents.core.content import ContentPolicy
 
     policy = ContentPolicy.resolve(True, lambda kind, text: None)
     assert policy.text("tool.result", {"a": "sunny-secret-output"}) is None

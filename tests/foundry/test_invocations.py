@@ -277,7 +277,7 @@ def test_model_reads_match_getattr_for_fields_extras_absent_fields_and_propertie
     ``getattr`` would: declared fields, extra fields (``agent_reference``), properties, None for anything else."""
     from openai.types.responses import Response
 
-    from opentelemetry.instrumentation.azure_ai_agents import responses_attributes as rattrs
+    from opentelemetry.instrumentation.azure_ai_agents.foundry import attributes as rattrs
 
     response = Response.construct(
         id="resp_1", object="response", created_at=0, model="gpt-4o", status="completed", output=[],

@@ -26,16 +26,16 @@ from opentelemetry.instrumentation.dependencies import (
 )
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
-from .content import ContentPolicy, RedactHook
-from .conventions import SCHEMA_URL
-from .fetcher import hook_provider_flush
-from .invocations import Invocations
-from .metrics import RunMetrics
+from .classic.run_state import TrackerConfig
+from .classic.tracker import RunTracker
+from .core.content import ContentPolicy, RedactHook
+from .core.conventions import SCHEMA_URL
+from .core.fetcher import hook_provider_flush
+from .core.metrics import RunMetrics
+from .foundry.invocations import Invocations
 from .package import _instruments, _instruments_any
 from .patch import Installed, install
-from .run_state import TrackerConfig
 from .surfaces import RESPONSES_SURFACES, SURFACES
-from .tracker import RunTracker
 from .version import __version__
 
 __all__ = ["AzureAgentInstrumentor", "RedactHook", "__version__"]

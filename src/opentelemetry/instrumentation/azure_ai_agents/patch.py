@@ -15,10 +15,9 @@ from typing import Any, Callable, Optional
 import wrapt
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
-from .operations import Operation
-from .operations import guarded as _guarded
+from .core.calls import Operation, attach, detach
+from .core.calls import guarded as _guarded
 from .surfaces import Surface
-from .tracker import attach, detach
 
 _log = logging.getLogger(__name__)
 

@@ -9,29 +9,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import conventions as conv
-from .agents import AgentGetter
-from .message_reads import MessageLister
-from .operations import (
+from .classic.agents import AgentGetter
+from .classic.message_reads import MessageLister
+from .classic.operations import (
     AgentOperation,
-    Arg,
     CloseClient,
     CreateRun,
     GetStep,
     ListSteps,
     ObserveAgent,
     ObserveRun,
-    Operation,
     PostMessage,
     ProcessRun,
     ReadMessages,
+    RunOperation,
     SubmitToolOutputs,
 )
-from .responses import CreateResponse, ObserveResponse
-from .run_extras import RunExtras
-from .steps import PagedStepLister, PageModelStepLister
-from .streaming import StreamClosed, StreamEvents, StreamRegistry, StreamRun, SubmitToolOutputsStream
-from .tool_execution import ExecuteFunction
+from .classic.run_extras import RunExtras
+from .classic.steps import PagedStepLister, PageModelStepLister
+from .classic.streaming import StreamClosed, StreamEvents, StreamRegistry, StreamRun, SubmitToolOutputsStream
+from .classic.tool_execution import ExecuteFunction
+from .core import conventions as conv
+from .core.calls import Arg, Operation
+from .foundry.operations import CreateResponse, ObserveResponse
 
 #: Shared by every streaming row: which handler feeds which run.
 STREAMS = StreamRegistry()
@@ -122,7 +122,7 @@ def _projects(module: str) -> list[Surface]:
     ]
 
 
-def _x(operation: Operation, extras: RunExtras) -> Operation:
+def _x(operation: RunOperation, extras: RunExtras) -> RunOperation:
     """``operation``, reading a finished run's agent and answer through ``extras`` when nothing else showed them."""
     operation.extras = extras
     return operation

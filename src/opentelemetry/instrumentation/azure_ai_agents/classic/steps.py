@@ -19,7 +19,7 @@ from typing import Any, Callable, Optional
 
 import wrapt
 
-from . import attributes as attrs
+from ..core import attributes as attrs
 from .run_state import MAX_STEPS_PER_RUN
 
 _log = logging.getLogger(__name__)

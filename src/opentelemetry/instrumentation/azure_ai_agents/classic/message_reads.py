@@ -15,8 +15,8 @@ import threading
 from collections import OrderedDict
 from typing import Any, Optional
 
-from . import attributes as attrs
-from . import messages
+from ..core import attributes as attrs
+from ..core import messages
 
 MAX_THREADS = 1024
 MAX_POSTED_PER_THREAD = 32

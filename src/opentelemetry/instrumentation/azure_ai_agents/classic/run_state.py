@@ -12,7 +12,8 @@ from typing import Any, Iterable, Mapping, Optional
 
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 
-from . import attributes as attrs
+from ..core import attributes as attrs
+from . import attributes as cattrs
 
 #: Bounds that keep one pathological run from holding unbounded memory.
 MAX_STEPS_PER_RUN = 256
@@ -105,17 +106,17 @@ class RunState:
                 self.awaiting_outputs = True
         elif status is not None:
             self.awaiting_outputs = False
-        terminal = status in attrs.TERMINAL_STATUSES
+        terminal = status in cattrs.TERMINAL_STATUSES
         if terminal:
             self.end_ns = now_ns
             self.finishing = True
         attributes = None
         if changed:
             waiting = status == "requires_action"
-            required = len(attrs.required_tool_calls(run)) if waiting else None
-            action_type = attrs.required_action_type(run) if waiting else None
+            required = len(cattrs.required_tool_calls(run)) if waiting else None
+            action_type = cattrs.required_action_type(run) if waiting else None
             self.transitions.append((now_ns, status, previous, required, action_type))  # type: ignore[arg-type]
-            attributes = attrs.run_attributes(run)
+            attributes = cattrs.run_attributes(run)
             attributes[attrs.RUN_STATUS] = status
             self.usage = {
                 k: v
@@ -129,7 +130,7 @@ class RunState:
         if self.content is not None:
             self.content.observe_run(run)
         if terminal and status is not None:
-            self.error = attrs.run_error_type(run, status)
+            self.error = cattrs.run_error_type(run, status)
         return Change(status, attributes, terminal)
 
     def note_required_calls(self, run: Any, now_ns: int, capture_arguments: bool) -> bool:
@@ -137,7 +138,7 @@ class RunState:
         any is new. Other required actions (MCP tool approvals, types not invented yet) are only counted on
         the status event."""
         new = False
-        for call in attrs.required_tool_calls(run):
+        for call in cattrs.required_tool_calls(run):
             call_id = attrs.text_field(call, "id")
             if call_id is None or (call_id not in self.calls and len(self.calls) >= MAX_CALLS_PER_RUN):
                 continue
@@ -196,7 +197,7 @@ class RunState:
         plan: StepPlan = []
         for step in sorted(new_steps, key=lambda s: attrs.number(attrs.field(s, "created_at")) or 0):
             calls = []
-            for info in map(attrs.tool_call, attrs.step_tool_calls(step)):
+            for info in map(cattrs.tool_call, cattrs.step_tool_calls(step)):
                 if info.id is not None:
                     if info.id in self.emitted:
                         continue
@@ -258,7 +259,7 @@ class RunContent:
 
     def note_steps(self, steps: Iterable[Any]) -> None:
         for step in steps:
-            message_id = attrs.step_message_id(step)
+            message_id = cattrs.step_message_id(step)
             if message_id and message_id not in self.message_ids and len(self.message_ids) < MAX_MESSAGES_PER_RUN:
                 self.message_ids.append(message_id)
 

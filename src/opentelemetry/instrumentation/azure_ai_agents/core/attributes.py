@@ -1,4 +1,4 @@
-"""Maps Agent Service objects (runs, run steps, tool calls) to semantic-convention attributes.
+"""Reading service objects safely, and the attributes both generations share (identity, server, agents, tool calls).
 
 Every function takes the service's *wire* shape: a mapping keyed by REST field names. Both SDK generations'
 models are ``MutableMapping`` views of the wire JSON, so ``run.get("assistant_id")`` works on an
@@ -36,9 +36,6 @@ STEP_STATUS = conv.STEP_STATUS
 STEP_TYPE = conv.STEP_TYPE
 SYSTEM = conv.SYSTEM
 TOOL_RAW_TYPE = conv.TOOL_RAW_TYPE
-
-TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled", "expired", "incomplete"})
-ERROR_STATUSES = frozenset({"failed", "expired", "incomplete"})
 
 #: How the service's tool types map onto gen_ai.tool.type (function | extension | datastore): the app's own
 #: functions are ``function``; the service's knowledge tools (retrieval / grounding over a data source) are
@@ -138,20 +135,7 @@ def identity(operation: str) -> dict[str, Any]:
     return {conv.OPERATION_NAME: operation, conv.PROVIDER: conv.PROVIDER_NAME, conv.SYSTEM_ATTRIBUTE: conv.SYSTEM}
 
 
-def run_request_attributes(request: Mapping[str, Any]) -> dict[str, Any]:
-    """Attributes known before the service answers: agent, thread, model and sampling parameters."""
-    thread_id = _str(request.get("thread_id"))
-    return without_none(
-        {
-            **identity(INVOKE_AGENT),
-            conv.AGENT_ID: _str(request.get("assistant_id")),
-            conv.CONVERSATION_ID: thread_id,
-            **_settings(request),
-        }
-    )
-
-
-def _settings(source: Any) -> dict[str, Any]:
+def settings(source: Any) -> dict[str, Any]:
     """Model and sampling settings, from a create request or a run object (same field names)."""
     return {
         conv.REQUEST_MODEL: text_field(source, "model"),
@@ -185,72 +169,6 @@ def metadata_attributes(metadata: Any, allowed: Iterable[str]) -> dict[str, str]
         if value is not None:
             out[conv.RUN_METADATA_PREFIX + key] = value
     return out
-
-
-# --- runs -------------------------------------------------------------------------------------------------
-def run_attributes(run: Mapping[str, Any]) -> dict[str, Any]:
-    """Attributes a run snapshot reveals: ids, model and settings (the run object carries the effective ones),
-    usage. Status is handled by the tracker. No ``gen_ai.response.id`` / ``gen_ai.response.model``: the
-    invoke_agent span of the conventions' Foundry refinement has neither (the run id is
-    ``azure.ai.agents.run.id``; each ``chat`` span carries its model), and backends that find them there show
-    them as the run's "output"."""
-    usage = field(run, "usage")
-    run_id = text_field(run, "id")
-    return without_none(
-        {
-            RUN_ID: run_id,
-            conv.CONVERSATION_ID: text_field(run, "thread_id"),
-            conv.AGENT_ID: text_field(run, "assistant_id") or text_field(run, "agent_id"),
-            **_settings(run),
-            conv.USAGE_INPUT_TOKENS: int_field(usage, "prompt_tokens"),
-            conv.USAGE_OUTPUT_TOKENS: int_field(usage, "completion_tokens"),
-        }
-    )
-
-
-def run_error_type(run: Mapping[str, Any], status: str) -> Optional[tuple[str, Optional[str]]]:
-    """(error.type, description) for a run that ended badly, else None. Cancelled is not an error."""
-    if status not in ERROR_STATUSES:
-        return None
-    last_error = field(run, "last_error")
-    code = text_field(last_error, "code")
-    message = text_field(last_error, "message")
-    if code:
-        return code, message
-    if status == "incomplete":
-        reason = text_field(field(run, "incomplete_details"), "reason")
-        return (reason or status), message or (f"run incomplete: {reason}" if reason else None)
-    return status, message
-
-
-def finish_reason(obj: Mapping[str, Any], status: Optional[str]) -> Optional[str]:
-    """Why a run or a step stopped, in the conventions' vocabulary: ``stop``, ``tool_call`` (a step that asked
-    for tools), ``length`` / ``content_filter`` (incomplete for that reason), ``error``; other terminal
-    statuses (``cancelled``, ``expired``) as themselves."""
-    if status == "completed":
-        return "tool_call" if text_field(obj, "type") == "tool_calls" else "stop"
-    if status == "incomplete":
-        reason = text_field(field(obj, "incomplete_details"), "reason") or ""
-        if reason.startswith("max_") or "token" in reason:
-            return "length"
-        return "content_filter" if "content_filter" in reason else (reason or "length")
-    if status == "failed":
-        return "error"
-    return status if status in ("cancelled", "expired") else None
-
-
-def required_action_type(run: Mapping[str, Any]) -> Optional[str]:
-    """``submit_tool_outputs``, ``submit_tool_approval`` (MCP approvals) or a type not invented yet."""
-    return text_field(field(run, "required_action"), "type")
-
-
-def required_tool_calls(run: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """The tool calls a ``requires_action`` run waits for, whatever the action type: the calls sit under the
-    key named by the type (``{"type": T, T: {"tool_calls": [...]}}``)."""
-    action = field(run, "required_action")
-    action_type = text_field(action, "type") or "submit_tool_outputs"
-    calls = field(field(action, action_type), "tool_calls")
-    return [c for c in calls if isinstance(c, Mapping)] if isinstance(calls, list) else []
 
 
 # --- agents -----------------------------------------------------------------------------------------------
@@ -300,69 +218,9 @@ def agent_operation_attributes(operation: str, agent: Any, request: Mapping[str,
             conv.AGENT_ID: text_field(agent, "id") or _str(request.get("agent_id")),
             conv.AGENT_NAME: text_field(source, "name") or _str(request.get("name")),
             conv.AGENT_DESCRIPTION: text_field(source, "description") or _str(request.get("description")),
-            **_settings(source),
+            **settings(source),
         }
     )
-
-
-# --- steps ------------------------------------------------------------------------------------------------
-def step_attributes(step: Mapping[str, Any], model: Optional[str] = None) -> dict[str, Any]:
-    """A run step is one model inference (it created a message, or asked for tool calls): a ``chat`` span with
-    its own usage, keeping the step's identity as our attributes. The model is the run's: the service reports
-    the deployment asked for (``gen_ai.request.model``), not the model version that answered, so no
-    ``gen_ai.response.model`` is claimed."""
-    usage = field(step, "usage")
-    status = text_field(step, "status")
-    reason = finish_reason(step, status)
-    return without_none(
-        {
-            **identity(conv.CHAT),
-            conv.REQUEST_MODEL: model,
-            conv.CONVERSATION_ID: text_field(step, "thread_id"),
-            conv.AGENT_ID: text_field(step, "assistant_id") or text_field(step, "agent_id"),
-            RUN_ID: text_field(step, "run_id"),
-            STEP_ID: text_field(step, "id"),
-            STEP_TYPE: text_field(step, "type"),
-            STEP_STATUS: status,
-            conv.RESPONSE_FINISH_REASONS: (reason,) if reason else None,
-            conv.USAGE_INPUT_TOKENS: int_field(usage, "prompt_tokens"),
-            conv.USAGE_OUTPUT_TOKENS: int_field(usage, "completion_tokens"),
-        }
-    )
-
-
-def step_span_name(model: Optional[str]) -> str:
-    return conv.span_name(conv.CHAT, model)
-
-
-def step_window_ns(step: Mapping[str, Any]) -> tuple[Optional[int], Optional[int]]:
-    start = seconds_to_ns(field(step, "created_at"))
-    end = None
-    for key in ("completed_at", "failed_at", "cancelled_at", "expired_at"):
-        end = seconds_to_ns(field(step, key))
-        if end:
-            break
-    return start, end
-
-
-def step_error(step: Mapping[str, Any]) -> Optional[tuple[str, Optional[str]]]:
-    status = text_field(step, "status")
-    last_error = field(step, "last_error")
-    code = text_field(last_error, "code")
-    if code or status in ("failed", "expired"):
-        return (code or status or "error"), text_field(last_error, "message")
-    return None
-
-
-def step_tool_calls(step: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    details = field(step, "step_details")
-    calls = field(details, "tool_calls")
-    return [c for c in calls if isinstance(c, Mapping)] if isinstance(calls, list) else []
-
-
-def step_message_id(step: Mapping[str, Any]) -> Optional[str]:
-    """The id of the message a ``message_creation`` step created."""
-    return text_field(field(field(step, "step_details"), "message_creation"), "message_id")
 
 
 # --- tool calls -------------------------------------------------------------------------------------------
@@ -400,47 +258,6 @@ class ToolCall:
         )
 
 
-def tool_call(call: Mapping[str, Any]) -> ToolCall:
-    """Reads any tool call shape. Unknown types still give a usable ToolCall named after their type."""
-    raw_type = text_field(call, "type") or "unknown"
-    details = field(call, raw_type)
-    if not isinstance(details, Mapping):
-        details = {}
-    name = text_field(details, "name") or text_field(call, "name")
-    label = text_field(details, "server_label") or text_field(call, "server_label")
-    arguments = plain(_first(details, call, ("arguments", "input", "query", "requesturl")))
-    result = plain(_first(details, call, ("output", "outputs", "results", "response_metadata")))
-    sub_run: tuple[Optional[str], Optional[str], Optional[str]] = (None, None, None)
-    if raw_type == "connected_agent":
-        sub_run = (
-            text_field(details, "assistant_id") or text_field(details, "agent_id"),
-            text_field(details, "thread_id"),
-            text_field(details, "run_id"),
-        )
-    return ToolCall(
-        id=text_field(call, "id"),
-        raw_type=raw_type,
-        name=name or raw_type,
-        arguments=arguments,
-        result=result,
-        server_label=label,
-        sub_run=sub_run,
-    )
-
-
-# --- content shapes (only used when capture is on; the formats live in ``messages``) -----------------------
-def instructions_parts(*texts: Any) -> Optional[list[dict[str, Any]]]:
-    from .messages import system_instructions
-
-    return system_instructions(*texts)
-
-
-def input_messages(messages: Any) -> Optional[list[dict[str, Any]]]:
-    from .messages import input_messages as _input_messages
-
-    return _input_messages(messages)
-
-
 def plain(value: Any, depth: int = 0) -> Any:
     """SDK models (mappings) nested in lists, as plain dicts and lists: recorded content is then JSON, not a
     Python ``repr``. Depth-bounded."""
@@ -460,15 +277,6 @@ def dumps(value: Any) -> str:
     return json.dumps(value, default=str, ensure_ascii=False)
 
 
-def _first(primary: Mapping[str, Any], fallback: Mapping[str, Any], keys: Iterable[str]) -> Any:
-    for key in keys:
-        for source in (primary, fallback):
-            value = field(source, key)
-            if value not in (None, "", []):
-                return value
-    return None
-
-
 def _str(value: Any) -> Optional[str]:
     return bounded(value)
 
@@ -477,3 +285,4 @@ def _int(value: Any) -> Optional[int]:
     if isinstance(value, int) and not isinstance(value, bool) and -_INT64 <= value <= _INT64:
         return value
     return None
+

@@ -34,11 +34,12 @@ from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ge
 from opentelemetry.semconv.attributes import error_attributes
 from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Status, StatusCode, Tracer
 
-from . import attributes as attrs
-from . import responses_attributes as rattrs
-from .content import ContentPolicy
-from .metrics import RunMetrics
-from .spans import SpanEmitter, record_exception
+from ..core import attributes as attrs
+from ..core import messages
+from ..core.content import ContentPolicy
+from ..core.metrics import RunMetrics
+from ..core.spans import SpanEmitter, record_exception
+from . import attributes as rattrs
 
 _log = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ class Invocations:
                 span,
                 {
                     gen_ai.GEN_AI_SYSTEM_INSTRUCTIONS: self._content.text(
-                        "system_instructions", attrs.instructions_parts(kwargs.get("instructions"))
+                        "system_instructions", messages.system_instructions(kwargs.get("instructions"))
                     ),
                     gen_ai.GEN_AI_INPUT_MESSAGES: self._content.text(
                         "input.messages", rattrs.input_messages(kwargs.get("input"))

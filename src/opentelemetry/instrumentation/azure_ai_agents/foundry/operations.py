@@ -20,9 +20,9 @@ from typing import Any, Optional
 
 import wrapt
 
-from . import responses_attributes as rattrs
+from ..core.calls import Arg, Call, Operation, guarded
+from . import attributes as rattrs
 from .invocations import Invocation, Invocations
-from .operations import Arg, Call, Operation, guarded
 
 _log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from typing import Any, Iterable, Optional
 
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 
-from . import attributes as attrs
-from . import conventions as conv
+from ..core import attributes as attrs
+from ..core import conventions as conv
 
 AGENT_VERSION = conv.AGENT_VERSION
 TOOL_STATUS = conv.TOOL_STATUS

@@ -27,24 +27,24 @@ import logging
 import time
 from typing import Any, Callable, Iterable, Mapping, Optional
 
-from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 from opentelemetry.trace import Tracer
 
-from . import attributes as attrs
-from . import messages
+from ..core import attributes as attrs
+from ..core import messages
+from ..core.content import ContentPolicy
+from ..core.fetcher import Fetcher
+from ..core.metrics import RunMetrics
+from . import attributes as cattrs
 from .agents import AgentCache
-from .content import ContentPolicy
-from .fetcher import Fetcher
 from .message_reads import PostedMessages
-from .metrics import RunMetrics
 from .registry import Registry, Run
 from .run_state import RunContent, RunState, TrackerConfig
-from .spans import SpanEmitter, clamp
+from .spans import RunSpans
 
-__all__ = ["LiveTool", "RunTracker", "attach", "detach", "clamp"]
+__all__ = ["LiveTool", "RunTracker"]
 
 _log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class RunTracker:
         self._content = content
         self.config = config or TrackerConfig()
         self._metrics = metrics
-        self.spans = SpanEmitter(tracer, content, metrics)
+        self.spans = RunSpans(tracer, content, metrics)
         self.registry = Registry(self.config)
         self.spans.find_run = self._run_span_context
         self.agents = AgentCache()
@@ -297,7 +297,7 @@ class RunTracker:
     def start_tool(self, call: Any) -> LiveTool:
         """Opens a live ``execute_tool`` span for a function the SDK is about to run. Its parent is the run
         that asked for the call (by call id), else the current span; the run's step spans will not repeat it."""
-        info = attrs.tool_call(call)
+        info = cattrs.tool_call(call)
         run = self.registry.owner_of_call(info.id)
         parent = None
         if run is not None:
@@ -444,11 +444,4 @@ class RunTracker:
             self._metrics.record_time_to_first_chunk(state.first_chunk_s, state.model)
 
 
-def attach(ctx: Optional[Context]) -> Optional[object]:
-    return otel_context.attach(ctx) if ctx is not None else None
-
-
-def detach(token: Optional[object]) -> None:
-    if token is not None:
-        otel_context.detach(token)  # type: ignore[arg-type]
 

@@ -15,7 +15,7 @@ import threading
 from collections import OrderedDict
 from typing import Any, Optional
 
-from .attributes import AgentInfo
+from ..core.attributes import AgentInfo
 
 MAX_KNOWN_AGENTS = 4096
 

@@ -8,15 +8,12 @@ span rules. The table in ``surfaces.py`` binds SDK methods to these operations.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from opentelemetry.context import Context
-
-from . import attributes as attrs
+from ..core import attributes as attrs
+from ..core.calls import Arg, Call, Operation, guarded
 from .registry import Run
 from .run_extras import RunExtras
 from .steps import ObservedPages, StepLister
@@ -29,65 +26,12 @@ _log = logging.getLogger(__name__)
 _PROCESS_SCOPE: ContextVar[Optional[list[Run]]] = ContextVar("azure_ai_agents_process_scope", default=None)
 
 
-def guarded(hook: Callable[..., Any], *args: Any) -> Any:
-    """Runs an instrumentation hook; its failure is logged, never raised into the app (returns None)."""
-    try:
-        return hook(*args)
-    except Exception:
-        _log.debug("azure-ai-agents instrumentation hook %s failed", getattr(hook, "__qualname__", hook), exc_info=True)
-        return None
-
-
-@dataclass(frozen=True)
-class Arg:
-    """Where a parameter sits: its position (after ``self``) if it may be passed positionally, and its name."""
-
-    index: Optional[int]
-    name: str
-
-    def get(self, args: tuple, kwargs: Mapping[str, Any]) -> Any:
-        if self.name in kwargs:
-            return kwargs[self.name]
-        if self.index is not None and self.index < len(args):
-            return args[self.index]
-        return None
-
-
-@dataclass
-class Call:
-    """One in-flight SDK call: the context to make current during it and what ``after`` needs."""
-
-    context: Optional[Context] = None
-    run_id: Optional[str] = None
-    thread_id: Optional[str] = None
-    state: Optional[Run] = None
-    payload: Any = None  #: whatever else one operation carries from ``before`` to ``after``
-    #: when the request was sent (monotonic ns): an answer to an older request never overrides a newer one
-    sent_ns: int = field(default_factory=time.monotonic_ns)
-
-
-class Operation:
-    """Base: an operation that reports nothing. Subclasses override the hooks they need."""
+class RunOperation(Operation):
+    """Base of the classic operations: what a run snapshot reveals, and a finished run's reads off the app's path."""
 
     steps: Optional[StepLister] = None
     #: reads a finished run's agent and answer when nothing else showed them (see ``run_extras``)
     extras: Optional[RunExtras] = None
-
-    def before(self, tracker: RunTracker, instance: Any, args: tuple, kwargs: dict) -> Optional[Call]:
-        return None
-
-    def after(self, tracker: RunTracker, instance: Any, call: Call, result: Any) -> Any:
-        return result
-
-    async def after_async(self, tracker: RunTracker, instance: Any, call: Call, result: Any) -> Any:
-        return self.after(tracker, instance, call, result)
-
-    def failed(self, tracker: RunTracker, call: Call, exc: BaseException) -> None:
-        return None
-
-    async def before_async(self, tracker: RunTracker, instance: Any, args: tuple, kwargs: dict) -> Optional[Call]:
-        """``before`` for async methods: may await (closing a client waits for its pending fetches)."""
-        return self.before(tracker, instance, args, kwargs)
 
     # Shared by every operation whose result is a run snapshot.
     def _observe(self, tracker: RunTracker, instance: Any, call: Call, run: Any) -> None:
@@ -137,7 +81,7 @@ class Operation:
                 tracker.finish_run(run)
 
 
-class CreateRun(Operation):
+class CreateRun(RunOperation):
     """``runs.create`` / ``create_run`` / ``create_thread_and_run``: opens the run span."""
 
     def __init__(self, steps: Optional[StepLister], thread: Optional[Arg] = None, body: Arg = Arg(1, "body")) -> None:
@@ -190,7 +134,7 @@ class CreateRun(Operation):
             tracker.run_create_failed(call.state, exc)
 
 
-class ProcessRun(Operation):
+class ProcessRun(RunOperation):
     """``runs.create_and_process`` / ``create_and_process_run`` / ``create_thread_and_process_run``.
 
     The SDK's polling helpers call the wrapped create / get / submit / cancel themselves (``self.create``,
@@ -231,7 +175,7 @@ class ProcessRun(Operation):
             guarded(tracker.abandon_run, run, "error", exc)
 
 
-class ObserveRun(Operation):
+class ObserveRun(RunOperation):
     """``runs.get`` / ``get_run`` / ``cancel``: a run snapshot; the run span is current during the call."""
 
     def __init__(self, steps: StepLister, thread: Arg = Arg(0, "thread_id"), run: Arg = Arg(1, "run_id")) -> None:
@@ -277,7 +221,7 @@ class SubmitToolOutputs(ObserveRun):
         return call
 
 
-class _ReadsSteps(Operation):
+class _ReadsSteps(RunOperation):
     """Reads steps of a run we know (open, or recently finished: late steps still join its trace)."""
 
     def __init__(self, run: Arg = Arg(1, "run_id")) -> None:
@@ -315,7 +259,7 @@ class GetStep(_ReadsSteps):
         return result
 
 
-class ObserveAgent(Operation):
+class ObserveAgent(RunOperation):
     """``get_agent``: learns the agent's name, description and model."""
 
     def before(self, tracker: RunTracker, instance: Any, args: tuple, kwargs: dict) -> Optional[Call]:
@@ -353,7 +297,7 @@ class AgentOperation(ObserveAgent):
         tracker.end_agent_operation(call.payload, self._operation, None, exc)
 
 
-class PostMessage(Operation):
+class PostMessage(RunOperation):
     """``messages.create`` / ``create_message`` (content capture only): the message is the input of the next run
     on its thread."""
 
@@ -370,7 +314,7 @@ class PostMessage(Operation):
         return result
 
 
-class ReadMessages(Operation):
+class ReadMessages(RunOperation):
     """``messages.list`` / ``messages.get`` / ``list_messages`` / ``get_message`` (content capture only): the
     messages a run created are its answer; the app's own reads spare ours."""
 
@@ -388,7 +332,7 @@ class ReadMessages(Operation):
         return result
 
 
-class CloseClient(Operation):
+class CloseClient(RunOperation):
     """``AgentsClient.close`` / ``__exit__`` / ``__aexit__`` (and the legacy ``AIProjectClient``'s): a closed
     client cannot finish the fetches still going through it, so closing waits for those (at most the fetch
     timeout; usually one round trip). The only place where the app may wait for the instrumentation, and

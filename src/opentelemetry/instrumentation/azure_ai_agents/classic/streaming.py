@@ -27,8 +27,10 @@ import threading
 import weakref
 from typing import Any, Optional
 
-from . import attributes as attrs
-from .operations import Arg, Call, CreateRun, Operation, SubmitToolOutputs, guarded
+from ..core import attributes as attrs
+from ..core.calls import Arg, Call, Operation, guarded
+from . import attributes as cattrs
+from .operations import CreateRun, SubmitToolOutputs
 from .registry import Run
 from .tracker import RunTracker
 
@@ -37,7 +39,7 @@ _log = logging.getLogger(__name__)
 _STEP_EVENT = "thread.run.step."
 _RUN_EVENT = "thread.run."
 _MESSAGE_DONE = "thread.message.completed"
-_RUN_STATUSES = attrs.TERMINAL_STATUSES | {"queued", "in_progress", "requires_action", "cancelling"}
+_RUN_STATUSES = cattrs.TERMINAL_STATUSES | {"queued", "in_progress", "requires_action", "cancelling"}
 
 
 def parse_frame(frame: Any) -> tuple[Optional[str], Any]:

@@ -16,8 +16,8 @@ import functools
 import inspect
 from typing import Any, Callable, Optional
 
-from .operations import Arg, Call, Operation, guarded
-from .tracker import RunTracker, attach, detach
+from ..core.calls import Arg, Call, Operation, attach, detach, guarded
+from .tracker import RunTracker
 
 
 class ExecuteFunction(Operation):

@@ -1,4 +1,5 @@
-"""Span emission: the run span, and the step and tool spans made after the fact from what a run's state holds.
+"""Classic span emission: the run span, and the step (``chat``) and tool spans made after the fact from what a
+run's state holds.
 
 Every method that writes to a run's spans is called with that run's lock held (the locking rule is stated in
 ``registry``); this module takes no lock of its own and keeps no state besides its tracer and policies.
@@ -11,45 +12,34 @@ tool takes its client-observed window when there is one, else its step's, clampe
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Mapping, Optional
 
 from opentelemetry import trace
-from opentelemetry.context import Context
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 from opentelemetry.semconv.attributes import error_attributes
-from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from . import attributes as attrs
-from . import conventions as conv
-from . import messages
-from .content import ContentPolicy
-from .metrics import RunMetrics
+from ..core import attributes as attrs
+from ..core import conventions as conv
+from ..core import messages
+from ..core.spans import SpanEmitter, clamp, record_exception
+from . import attributes as cattrs
 from .registry import Run
 from .run_state import PendingCall
 
 StepCalls = list[tuple[attrs.ToolCall, Optional[PendingCall]]]
 
 
-def clamp(value: int, low: int, high: int) -> int:
-    return low if value < low else high if value > high else value
-
-
-class SpanEmitter:
+class RunSpans(SpanEmitter):
     """Makes the run span, and ``chat`` (run step) and ``execute_tool`` spans with explicit timestamps."""
 
-    def __init__(self, tracer: Tracer, content: ContentPolicy, metrics: Optional[RunMetrics]) -> None:
-        self._tracer = tracer
-        self._content = content
-        self._metrics = metrics
-        #: run id -> the span context of a run we trace (set by the tracker): links a connected agent's sub-run
-        self.find_run: Callable[[str], Optional[SpanContext]] = lambda run_id: None
 
     # ---- the run span ----------------------------------------------------------------------------------
     def start_run(
         self, request: Mapping[str, Any], server: Mapping[str, Any], agent_name: Optional[str], start_ns: int
     ) -> Span:
         """Opens the run span (a child of the current span), with what the create request says."""
-        attributes = attrs.run_request_attributes(request)
+        attributes = cattrs.run_request_attributes(request)
         attributes.update(server)
         if agent_name:
             attributes[gen_ai.GEN_AI_AGENT_NAME] = agent_name
@@ -161,59 +151,6 @@ class SpanEmitter:
         content = state.content
         return list(content.input_messages) if content is not None else []
 
-    # ---- agent operations -----------------------------------------------------------------------------
-    def start_agent_operation(self, operation: str, request: Mapping[str, Any], server: Mapping[str, Any]) -> Span:
-        attributes = {**attrs.agent_operation_attributes(operation, None, request), **server}
-        return self._tracer.start_span(
-            conv.span_name(operation, attributes.get(conv.AGENT_NAME)), kind=SpanKind.CLIENT, attributes=attributes
-        )
-
-    def end_agent_operation(self, span: Span, operation: str, agent: Any, exc: Optional[BaseException]) -> None:
-        """Ends a ``create_agent`` / ``update_agent`` span with what the returned agent says (or the error); with
-        content capture on, the agent's instructions and tool definitions as the service stored them."""
-        if exc is not None:
-            record_exception(span, exc)
-        else:
-            result = attrs.agent_operation_attributes(operation, agent, {})
-            name = result.get(conv.AGENT_NAME)
-            if name:
-                span.update_name(conv.span_name(operation, name))
-            span.set_attributes(result)
-            if self._content.enabled:
-                instructions = messages.system_instructions(attrs.field(agent, "instructions"))
-                tools = messages.tool_definitions(attrs.plain(attrs.field(agent, "tools")))
-                self._content.record(
-                    span,
-                    {
-                        conv.SYSTEM_INSTRUCTIONS: self._content.text("system_instructions", instructions),
-                        conv.TOOL_DEFINITIONS: self._content.text("tool.definitions", tools),
-                    },
-                )
-        span.end()
-
-    # ---- live tool spans (functions the SDK runs for the app) -----------------------------------------
-    def start_live_tool(self, parent: Optional[Context], info: attrs.ToolCall, start_ns: int) -> Span:
-        span = self._tracer.start_span(
-            conv.span_name(conv.EXECUTE_TOOL, info.name),
-            context=parent,
-            kind=SpanKind.INTERNAL,
-            attributes=info.attributes(),
-            start_time=start_ns,
-        )
-        if self._content.enabled:
-            arguments = self._content.text("tool.arguments", info.arguments)
-            self._content.record(span, {gen_ai.GEN_AI_TOOL_CALL_ARGUMENTS: arguments})
-        return span
-
-    def end_live_tool(self, span: Span, result: Any, exc: Optional[BaseException], end_ns: int) -> Optional[str]:
-        error_type = None
-        if exc is not None:
-            error_type = record_exception(span, exc)
-        elif self._content.enabled:
-            self._content.record(span, {gen_ai.GEN_AI_TOOL_CALL_RESULT: self._content.text("tool.result", result)})
-        span.end(end_time=end_ns)
-        return error_type
-
     # ---- step and tool spans ---------------------------------------------------------------------------
 
     def step(
@@ -230,7 +167,7 @@ class SpanEmitter:
         span, as in the conventions' agent examples (the model asks, then the tool runs), each carrying the
         step's id. A step asking for the app's functions ends, as a model call, when the run was first seen
         waiting for them; any other step keeps the service's window (server-side tools run inside it)."""
-        step_start, step_end = attrs.step_window_ns(step)
+        step_start, step_end = cattrs.step_window_ns(step)
         start = clamp(step_start if step_start is not None else run_start, run_start, run_end)
         end = clamp(step_end if step_end is not None else run_end, start, run_end)
         # Every call the step asked for, including those already traced live (the SDK ran them for the app).
@@ -239,16 +176,16 @@ class SpanEmitter:
         if asked:
             start = min(start, clamp(min(asked), run_start, run_end))
             end = clamp(min(asked), start, run_end)
-        step_attrs = attrs.step_attributes(step, run.state.model)
+        step_attrs = cattrs.step_attributes(step, run.state.model)
         step_id = step_attrs.get(attrs.STEP_ID)
         span = self._tracer.start_span(
-            attrs.step_span_name(run.state.model),
+            cattrs.step_span_name(run.state.model),
             context=run.context,
             kind=SpanKind.CLIENT,
             attributes=step_attrs,
             start_time=start,
         )
-        error = attrs.step_error(step)
+        error = cattrs.step_error(step)
         if error:
             span.set_attribute(error_attributes.ERROR_TYPE, error[0])
             span.set_status(Status(StatusCode.ERROR, error[1] or error[0]))
@@ -278,7 +215,7 @@ class SpanEmitter:
             output = [asked] if asked is not None else None
         else:
             content = run.state.content
-            message_id = attrs.step_message_id(step)
+            message_id = cattrs.step_message_id(step)
             if content is not None and message_id in content.messages:
                 output = messages.output_messages([content.messages[message_id]])
         self._content.record(
@@ -290,61 +227,11 @@ class SpanEmitter:
         )
         conversation.extend(output or [])
 
-    def tool(
-        self,
-        parent: Context,
-        info: attrs.ToolCall,
-        pending: Optional[PendingCall],
-        start: int,
-        end: int,
-        error: Optional[tuple[str, Optional[str]]],
-        step_id: Optional[str] = None,
-        extra: Optional[Mapping[str, Any]] = None,
-    ) -> None:
-        """One ``execute_tool`` span (classic tool calls and the Responses API's server-side tool items)."""
-        attributes = info.attributes()
-        if step_id:
-            attributes[attrs.STEP_ID] = step_id
-        if extra:
-            attributes.update(extra)
-        sub_run = self.find_run(info.sub_run[2]) if info.sub_run[2] else None
-        span = self._tracer.start_span(
-            conv.span_name(conv.EXECUTE_TOOL, info.name),
-            context=parent,
-            kind=SpanKind.INTERNAL,
-            attributes=attributes,
-            start_time=start,
-            links=[Link(sub_run)] if sub_run is not None else None,
-        )
-        if self._content.enabled:
-            arguments = info.arguments if info.arguments is not None else (pending.arguments if pending else None)
-            result = info.result if info.result is not None else (pending.output if pending else None)
-            self._content.record(
-                span,
-                {
-                    conv.TOOL_CALL_ARGUMENTS: self._content.text("tool.arguments", arguments),
-                    conv.TOOL_CALL_RESULT: self._content.text("tool.result", result),
-                },
-            )
-        if error:
-            span.set_attribute(error_attributes.ERROR_TYPE, error[0])
-            span.set_status(Status(StatusCode.ERROR, error[1] or error[0]))
-        span.end(end_time=end)
-        if self._metrics is not None:
-            self._metrics.record_tool((end - start) / 1e9, info.name, info.semconv_type, error[0] if error else None)
+
 
 
 def _step_calls(step: Mapping[str, Any]) -> list[attrs.ToolCall]:
-    return [attrs.tool_call(c) for c in attrs.step_tool_calls(step)]
-
-
-def record_exception(span: Span, exc: BaseException) -> str:
-    """Records ``exc`` on ``span`` as an error; returns its ``error.type``."""
-    error_type = type(exc).__qualname__
-    span.record_exception(exc)
-    span.set_attribute(error_attributes.ERROR_TYPE, error_type)
-    span.set_status(Status(StatusCode.ERROR, str(exc)[:1024] or error_type))
-    return error_type
+    return [cattrs.tool_call(c) for c in cattrs.step_tool_calls(step)]
 
 
 def run_span_name(agent_name: Optional[str]) -> str:

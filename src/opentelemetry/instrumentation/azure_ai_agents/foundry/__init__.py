@@ -1,0 +1,1 @@
+"""New Foundry agents: versioned agents invoked through the OpenAI Responses API (azure-ai-projects >= 2)."""
