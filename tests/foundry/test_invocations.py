@@ -76,7 +76,8 @@ def test_content_capture_on_records_messages_tools_and_instructions(instrument: 
     output = json.loads(attributes(asking)["gen_ai.output.messages"])
     assert output[0]["finish_reason"] == "tool_call" and output[0]["parts"][0]["name"] == "get_weather"
     answered = json.loads(attributes(answering)["gen_ai.input.messages"])
-    assert answered[0]["role"] == "tool" and answered[0]["parts"][0]["response"] == SECRET_OUTPUT
+    # Tool results are recorded as objects where they parse (conventions: SHOULD be objects).
+    assert answered[0]["role"] == "tool" and answered[0]["parts"][0]["response"] == json.loads(SECRET_OUTPUT)
     assert "sunny-secret-output" in attributes(answering)["gen_ai.output.messages"]
     assert json.loads(attributes(coding)["gen_ai.system_instructions"]) == [
         {"type": "text", "content": "Be exact (secret-instructions)"}
@@ -92,14 +93,14 @@ def test_code_interpreter_and_every_server_tool_are_tool_spans(instrument: Any, 
     openai_client.responses.create(input="Everything", extra_body=agent_ref("all_tools"))
 
     code_run, all_run = sorted(telemetry.run_spans(), key=lambda s: s.start_time)
-    (ci,) = telemetry.children(code_run)
+    (ci,) = [c for c in telemetry.children(code_run) if c.name.startswith("execute_tool")]
     attrs = attributes(ci)
     assert ci.name == "execute_tool code_interpreter" and ci.kind is SpanKind.INTERNAL
     assert attrs["gen_ai.operation.name"] == "execute_tool" and attrs["gen_ai.tool.type"] == "extension"
     assert attrs["gen_ai.tool.call.id"] == coding.output[0].id and attrs["azure.ai.agents.tool.status"] == "completed"
     assert "gen_ai.tool.call.arguments" not in attrs and "gen_ai.tool.call.result" not in attrs
     assert code_run.start_time <= ci.start_time <= ci.end_time <= code_run.end_time
-    tools = {s.name: attributes(s) for s in telemetry.children(all_run)}
+    tools = {s.name: attributes(s) for s in telemetry.children(all_run) if s.name.startswith("execute_tool")}
     assert set(tools) == {
         "execute_tool code_interpreter", "execute_tool file_search", "execute_tool web_search", "execute_tool lookup_docs"
     }
@@ -142,7 +143,9 @@ def test_background_polling_is_one_span_whatever_the_number_of_polls(
 
     assert polls == 2 * polls_per_state
     (span,) = telemetry.run_spans()
-    assert [s.name for s in telemetry.spans] == ["execute_tool code_interpreter", "invoke_agent code_interpreter"]
+    assert sorted(s.name for s in telemetry.spans) == [
+        "chat gpt-4o", "execute_tool code_interpreter", "invoke_agent code_interpreter"
+    ]
     attrs = attributes(span)
     assert attrs["azure.ai.agents.run.status"] == "completed" and attrs["gen_ai.usage.output_tokens"] == 30
     assert [dict(e.attributes or {}).get("azure.ai.agents.run.status") for e in span.events] == [
@@ -177,7 +180,7 @@ def test_streaming_iteration_and_the_stream_helper(instrument: Any, openai_clien
         attrs = attributes(span)
         assert attrs["azure.ai.agents.run.status"] == "completed" and attrs["gen_ai.response.time_to_first_chunk"] > 0
         assert "azure.ai.agents.run.unfinished" not in attrs
-        children = telemetry.children(span)
+        children = [c for c in telemetry.children(span) if c.name.startswith("execute_tool")]
         assert len(children) == tools
         for child in children:  # timed by their own stream events, inside the invocation
             assert span.start_time < child.start_time <= child.end_time <= span.end_time

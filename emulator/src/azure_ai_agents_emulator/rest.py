@@ -197,6 +197,8 @@ def text_content(content: Any) -> list[dict[str, Any]]:
             blocks.append({"type": "text", "text": {"value": value, "annotations": []}})
         elif isinstance(block, dict) and block.get("type") == "image_file":
             blocks.append({"type": "image_file", "image_file": block.get("image_file") or {}})
+        elif isinstance(block, dict) and block.get("type") == "image_url":  # kept as the service keeps it
+            blocks.append({"type": "image_url", "image_url": block.get("image_url") or {}})
         elif isinstance(block, dict):
             blocks.append({"type": "text", "text": {"value": json.dumps(block), "annotations": []}})
     return blocks

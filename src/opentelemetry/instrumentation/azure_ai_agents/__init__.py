@@ -47,6 +47,7 @@ ENV_IDLE_TIMEOUT = "OTEL_INSTRUMENTATION_AZURE_AI_AGENTS_RUN_IDLE_TIMEOUT"
 ENV_LIST_STEPS = "OTEL_INSTRUMENTATION_AZURE_AI_AGENTS_LIST_STEPS_ON_COMPLETION"
 ENV_METADATA_KEYS = "OTEL_INSTRUMENTATION_AZURE_AI_AGENTS_METADATA_KEYS"
 ENV_FETCH_TIMEOUT = "OTEL_INSTRUMENTATION_AZURE_AI_AGENTS_FETCH_TIMEOUT"
+ENV_FOUNDRY_PROJECT_ID = "OTEL_INSTRUMENTATION_AZURE_AI_AGENTS_FOUNDRY_PROJECT_ID"
 
 
 class AzureAgentInstrumentor(BaseInstrumentor):  # type: ignore[misc]
@@ -62,7 +63,9 @@ class AzureAgentInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     * ``metadata_keys``: run / agent metadata keys recorded as ``azure.ai.agents.run.metadata.<key>`` (none by
       default: metadata can hold user data).
     * ``fetch_timeout``: seconds allowed to each request the instrumentation makes for itself, off the app's
-      path (step listings; default 5). ``TracerProvider.force_flush()`` waits for those still pending.
+      path (step listings, agent reads; default 5). ``TracerProvider.force_flush()`` waits for those still pending.
+    * ``foundry_project_id``: the Foundry project's Azure Resource Manager id, recorded as
+      ``microsoft.foundry.project.id`` on new-agent invocations (the client cannot know it; default: none).
     """
 
     _tracker: Optional[RunTracker] = None
@@ -98,7 +101,12 @@ class AzureAgentInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         hook_provider_flush(self._provider, tracker.fetcher)
         installed = [i for i in (install(s, tracker) for s in SURFACES) if i is not None]
         # The new Foundry agents: their own tracker (agent invocations), same providers, content policy, bounds.
-        invocations = Invocations(tracer, content, metrics, config.max_open_runs, config.idle_timeout_s)
+        project_id = kwargs.get("foundry_project_id") or os.environ.get(ENV_FOUNDRY_PROJECT_ID) or None
+        invocations = Invocations(
+            tracer, content, metrics, config.max_open_runs, config.idle_timeout_s, tracker.fetcher, project_id
+        )
+        # One fetcher for both generations: a flush first runs the work both generations' finalizers queued.
+        tracker.fetcher.on_flush = _drain_both(tracker, invocations)
         installed += [i for i in (install(s, invocations) for s in RESPONSES_SURFACES) if i is not None]
         if not installed:
             _log.debug("azure-ai-agents instrumentation: no supported Azure AI Agents SDK found")
@@ -120,6 +128,14 @@ class AzureAgentInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             self._invocations = None
         hook_provider_flush(self._provider, None)
         self._provider = None
+
+
+def _drain_both(tracker: RunTracker, invocations: Invocations) -> Any:
+    def drain() -> None:
+        tracker.registry.drain_deferred()
+        invocations.registry.drain_deferred()
+
+    return drain
 
 
 def _number_setting(value: Any, env: str, default: float, minimum: float) -> float:

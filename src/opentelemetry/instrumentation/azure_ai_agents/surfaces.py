@@ -31,6 +31,7 @@ from .classic.streaming import StreamClosed, StreamEvents, StreamRegistry, Strea
 from .classic.tool_execution import ExecuteFunction
 from .core import conventions as conv
 from .core.calls import Arg, Operation
+from .foundry.agent_operations import AgentVersionOperation, CloseOpenAIClient, ObserveAgentVersion, PostItems
 from .foundry.operations import CreateResponse, ObserveResponse
 
 #: Shared by every streaming row: which handler feeds which run.
@@ -155,7 +156,8 @@ SURFACES: tuple[Surface, ...] = tuple(
 
 def _responses(module: str) -> list[Surface]:
     """The new Foundry agents (``azure-ai-projects`` >= 2): the Responses API of the ``openai`` client that
-    ``project.get_openai_client()`` returns. ``responses.stream(...)`` calls ``create`` itself."""
+    ``project.get_openai_client()`` (or ``get_openai_client(agent_name=N)``) returns. ``responses.stream(...)``
+    calls ``create`` itself."""
     sdk = "openai"
     return [
         Surface(module, cls, method, operation, sdk)
@@ -168,5 +170,53 @@ def _responses(module: str) -> list[Surface]:
     ]
 
 
-#: Installed with the invocation tracker (``invocations.py``), not the run tracker.
-RESPONSES_SURFACES: tuple[Surface, ...] = tuple(_responses("openai.resources.responses.responses"))
+def _conversations() -> list[Surface]:
+    """Conversation items posted before an invocation are its input (content capture only)."""
+    sdk = "openai"
+    conversations, items = "openai.resources.conversations.conversations", "openai.resources.conversations.items"
+    return [
+        Surface(conversations, "Conversations", "create", PostItems(), sdk),
+        Surface(conversations, "AsyncConversations", "create", PostItems(), sdk),
+        Surface(items, "Items", "create", PostItems(Arg(0, "conversation_id")), sdk),
+        Surface(items, "AsyncItems", "create", PostItems(Arg(0, "conversation_id")), sdk),
+    ]
+
+
+def _openai_clients() -> list[Surface]:
+    """Closing an ``openai`` client waits for the reads of agents still going through it."""
+    sdk = "openai"
+    module = "openai._base_client"
+    return [
+        Surface(module, "SyncAPIClient", "close", CloseOpenAIClient(), sdk),
+        Surface(module, "SyncAPIClient", "__exit__", CloseOpenAIClient(), sdk),
+        Surface(module, "AsyncAPIClient", "close", CloseOpenAIClient(), sdk),
+        Surface(module, "AsyncAPIClient", "__aexit__", CloseOpenAIClient(), sdk),
+    ]
+
+
+def _agent_versions(module: str) -> list[Surface]:
+    """``project.agents`` of ``azure-ai-projects`` >= 2 (none of these methods exist in 1.0.0bX): lifecycle spans,
+    and what agent reads return is learned."""
+    sdk = "azure-ai-projects"
+    ops = "AgentsOperations"
+    create = AgentVersionOperation(conv.CREATE_AGENT)
+    return [
+        Surface(module, ops, "create_version", create, sdk),
+        Surface(module, ops, "create_version_from_manifest", create, sdk),
+        Surface(module, ops, "create_version_from_code", create, sdk),
+        Surface(module, ops, "update_details", AgentVersionOperation(conv.UPDATE_AGENT), sdk),
+        Surface(module, ops, "delete", AgentVersionOperation(conv.DELETE_AGENT), sdk),
+        Surface(module, ops, "delete_version", AgentVersionOperation(conv.DELETE_AGENT, Arg(1, "agent_version")), sdk),
+        Surface(module, ops, "get", ObserveAgentVersion(is_version=False), sdk),
+        Surface(module, ops, "get_version", ObserveAgentVersion(is_version=True), sdk),
+    ]
+
+
+#: Installed with the invocation tracker (``foundry/invocations.py``), not the run tracker.
+RESPONSES_SURFACES: tuple[Surface, ...] = tuple(
+    _responses("openai.resources.responses.responses")
+    + _conversations()
+    + _openai_clients()
+    + _agent_versions("azure.ai.projects.operations")
+    + _agent_versions("azure.ai.projects.aio.operations")
+)

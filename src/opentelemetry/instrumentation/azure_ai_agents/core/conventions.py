@@ -43,8 +43,9 @@ INVOKE_AGENT: Final = _gen_ai.GenAiOperationNameValues.INVOKE_AGENT.value
 CHAT: Final = _gen_ai.GenAiOperationNameValues.CHAT.value
 EXECUTE_TOOL: Final = _gen_ai.GenAiOperationNameValues.EXECUTE_TOOL.value
 CREATE_AGENT: Final = _gen_ai.GenAiOperationNameValues.CREATE_AGENT.value
-#: No convention names an agent update; a custom operation value, as the conventions allow.
+#: No convention names an agent update or deletion; custom operation values, as the conventions allow.
 UPDATE_AGENT: Final = "update_agent"
+DELETE_AGENT: Final = "delete_agent"
 
 
 def span_name(operation: str, subject: Any) -> str:
@@ -63,6 +64,14 @@ AGENT_DESCRIPTION: Final = _gen_ai.GEN_AI_AGENT_DESCRIPTION
 #: The new Foundry agents' version (in the package's constants since semantic-conventions 0.59b0).
 AGENT_VERSION: Final[str] = getattr(_gen_ai, "GEN_AI_AGENT_VERSION", "gen_ai.agent.version")
 CONVERSATION_ID: Final = _gen_ai.GEN_AI_CONVERSATION_ID
+#: The response a Responses API request continues (``previous_response_id``). In the GenAI development registry;
+#: not in the conventions package yet (0.66b2), so written here until it is.
+PREVIOUS_RESPONSE_ID: Final[str] = getattr(
+    _gen_ai, "GEN_AI_REQUEST_PREVIOUS_RESPONSE_ID", "gen_ai.request.previous_response.id"
+)
+#: The Foundry project's Azure Resource Manager id (the development registry's ``microsoft.foundry`` namespace;
+#: the Foundry refinement of ``invoke_agent`` asks for it when it is known).
+FOUNDRY_PROJECT_ID: Final = "microsoft.foundry.project.id"
 REQUEST_MODEL: Final = _gen_ai.GEN_AI_REQUEST_MODEL
 REQUEST_TEMPERATURE: Final = _gen_ai.GEN_AI_REQUEST_TEMPERATURE
 REQUEST_TOP_P: Final = _gen_ai.GEN_AI_REQUEST_TOP_P

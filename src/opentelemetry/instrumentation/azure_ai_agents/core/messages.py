@@ -6,16 +6,21 @@ Formats (``gen-ai-input-messages.json``, ``gen-ai-output-messages.json``, ``gen-
 * a message is ``{"role": ..., "parts": [...]}``; output messages also carry ``finish_reason`` (deprecated in the
   newest schema in favour of ``gen_ai.response.finish_reasons``, which we set too, but still required by
   backends that validate against the previous schema, Arize Phoenix among them);
-* parts: ``{"type": "text", "content": ...}``; an uploaded image ``{"type": "file", "modality": "image",
-  "file_id": ...}``; an image URL ``{"type": "uri", "modality": "image", "uri": ...}``; a function call
-  ``{"type": "tool_call", "id", "name", "arguments"}``; its output ``{"type": "tool_call_response", "id",
-  "response"}``; a service-side tool call ``{"type": "server_tool_call", "id", "name", "server_tool_call": {...}}``;
-  any other content block ``{"type": <its type>}`` (the generic part);
+* parts: ``{"type": "text", "content": ...}`` (classic ``text``, the Responses API's ``input_text`` /
+  ``output_text``); an uploaded file ``{"type": "file", "modality": "image" | "document", "file_id": ...}``
+  (classic ``image_file``, ``input_image`` / ``input_file`` with ``file_id``); a URL ``{"type": "uri",
+  "modality": ..., "uri": ...}`` (classic ``image_url``, ``input_image.image_url``, ``input_file.file_url``);
+  inline data ``{"type": "blob", "modality": ..., "mime_type": ..., "content": <base64>}`` (``data:`` URLs,
+  ``input_audio``); a function call ``{"type": "tool_call", "id", "name", "arguments"}``; its output
+  ``{"type": "tool_call_response", "id", "response"}`` (arguments and responses as JSON values where the text
+  parses: the conventions want objects); a service-side tool call ``{"type": "server_tool_call", "id", "name",
+  "server_tool_call": {...}}``; any other content block ``{"type": <its type>}`` (the generic part);
 * system instructions are a list of text parts; tool definitions ``{"type": "function", "name", "description",
   "parameters"}`` for functions and ``{"type": <type>, "name": <name or type>}`` for the service's tools.
 
-Inputs are the service's wire shapes (both SDK generations' models are mappings of them) or the SDK's request
-models (``ThreadMessageOptions``, ``MessageInputTextBlock``, ...), which are mappings too. Only called when content
+Inputs are the service's wire shapes (both SDK generations' models are mappings of them), the SDK's request
+models (``ThreadMessageOptions``, ``MessageInputTextBlock``, ...), which are mappings too, or the ``openai``
+package's models (read through ``model_dump``). Only called when content
 capture is on; nothing here raises on a malformed value (it is skipped).
 """
 
@@ -48,20 +53,68 @@ def _part(block: Any) -> Optional[dict[str, Any]]:
     if isinstance(block, str):
         return {"type": "text", "content": block}
     if not isinstance(block, Mapping):
-        return None
+        block = _as_mapping(block)  # the openai package's content models (pydantic)
+        if block is None:
+            return None
     kind = text_field(block, "type") or "text"
-    if kind == "text":
+    if kind in _TEXT_PARTS:
         text = field(block, "text")
         if isinstance(text, Mapping):  # service shape: {"text": {"value": ..., "annotations": [...]}}
             text = field(text, "value")
         return {"type": "text", "content": text} if isinstance(text, str) else None
-    if kind == "image_file":
+    if kind == "refusal":
+        refusal = field(block, "refusal")
+        return {"type": "refusal", "content": refusal} if isinstance(refusal, str) else {"type": kind}
+    if kind == "image_file":  # classic: an uploaded image
         file_id = text_field(field(block, "image_file"), "file_id")
         return {"type": "file", "modality": "image", "file_id": file_id} if file_id else {"type": kind}
-    if kind == "image_url":
-        url = text_field(field(block, "image_url"), "url")
-        return {"type": "uri", "modality": "image", "uri": url} if url else {"type": kind}
+    if kind == "image_url":  # classic: an image by URL
+        url = field(field(block, "image_url"), "url")
+        return reference_part(url, None, "image") or {"type": kind}
+    if kind == "input_image":  # Responses API: image_url (a URL or a data URL) or file_id
+        url = field(block, "image_url")
+        return reference_part(url, text_field(block, "file_id"), "image") or {"type": kind}
+    if kind == "input_file":  # Responses API: file_id, file_url or file_data (a data URL)
+        url = field(block, "file_url") or field(block, "file_data")
+        return reference_part(url, text_field(block, "file_id"), "document") or {"type": kind}
+    if kind == "input_audio":
+        audio = field(block, "input_audio")
+        data, audio_format = field(audio, "data"), text_field(audio, "format")
+        if isinstance(data, str) and data:
+            part = {"type": "blob", "modality": "audio", "content": data}
+            return {**part, "mime_type": f"audio/{audio_format}"} if audio_format else part
+        return {"type": kind}
     return {"type": kind}
+
+
+#: Text content blocks: classic ``text``, the Responses API's ``input_text`` / ``output_text``.
+_TEXT_PARTS = frozenset({"text", "input_text", "output_text"})
+
+
+def reference_part(url: Any, file_id: Optional[str], modality: str) -> Optional[dict[str, Any]]:
+    """A file or URL given to the model, as the conventions' part: ``blob`` for a ``data:`` URL (its bytes,
+    base64, and MIME type), ``uri`` for any other URL, ``file`` for an uploaded file's id; None when neither."""
+    if isinstance(url, str) and url:
+        if url.startswith("data:"):
+            header, _, data = url.partition(",")
+            mime_type = header[5:].split(";", 1)[0] or None
+            part: dict[str, Any] = {"type": "blob", "modality": modality, "content": data}
+            return {**part, "mime_type": mime_type} if mime_type else part
+        return {"type": "uri", "modality": modality, "uri": url}
+    if file_id:
+        return {"type": "file", "modality": modality, "file_id": file_id}
+    return None
+
+
+def _as_mapping(model: Any) -> Optional[Mapping[str, Any]]:
+    dump = getattr(model, "model_dump", None)
+    if not callable(dump):
+        return None
+    try:
+        value = dump(mode="json", exclude_none=True)
+    except Exception:  # noqa: BLE001 - an unreadable model is skipped
+        return None
+    return value if isinstance(value, Mapping) else None
 
 
 def message(role: Any, content: Any) -> Optional[Message]:
@@ -98,10 +151,10 @@ def tool_call_part(call: ToolCall) -> dict[str, Any]:
     """The model's request for a tool: ``tool_call`` for the app's functions, ``server_tool_call`` for tools
     the service runs itself."""
     if call.raw_type == "function":
-        return {"type": "tool_call", "id": call.id, "name": call.name, "arguments": _json_value(call.arguments)}
+        return {"type": "tool_call", "id": call.id, "name": call.name, "arguments": json_value(call.arguments)}
     details: dict[str, Any] = {"type": call.raw_type}
     if call.arguments is not None:
-        details["arguments"] = _json_value(call.arguments)
+        details["arguments"] = json_value(call.arguments)
     return {"type": "server_tool_call", "id": call.id, "name": call.name, "server_tool_call": details}
 
 
@@ -118,15 +171,17 @@ def tool_results_message(calls: Iterable[tuple[ToolCall, Any]]) -> Optional[Mess
         if result is None:
             continue
         if call.raw_type == "function":
-            found.append({"type": "tool_call_response", "id": call.id, "response": _json_value(result)})
+            found.append({"type": "tool_call_response", "id": call.id, "response": json_value(result)})
         else:
-            response = {"type": call.raw_type, "output": _json_value(result)}
+            response = {"type": call.raw_type, "output": json_value(result)}
             found.append({"type": "server_tool_call_response", "id": call.id, "server_tool_call_response": response})
     return {"role": "tool", "parts": found} if found else None
 
 
 def tool_definitions(tools: Any) -> Optional[list[dict[str, Any]]]:
-    """gen_ai.tool.definitions from an agent's or a run's ``tools``."""
+    """gen_ai.tool.definitions from an agent's, a run's or a response's ``tools``: classic tools keep their details
+    under their type (``{"type": "function", "function": {...}}``), the Responses API's are flat (``{"type":
+    "function", "name": ..., "parameters": ...}``, ``{"type": "mcp", "server_label": ...}``)."""
     if not isinstance(tools, (list, tuple)):
         return None
     out = []
@@ -135,6 +190,8 @@ def tool_definitions(tools: Any) -> Optional[list[dict[str, Any]]]:
         if kind is None:
             continue
         details = field(tool, kind)
+        if not isinstance(details, Mapping):
+            details = tool
         if kind == "function":
             function: dict[str, Any] = {"type": "function", "name": text_field(details, "name") or "function"}
             description = text_field(details, "description")
@@ -145,12 +202,14 @@ def tool_definitions(tools: Any) -> Optional[list[dict[str, Any]]]:
                 function["parameters"] = parameters
             out.append(function)
         else:
-            out.append({"type": kind, "name": text_field(details, "name") or kind})
+            name = text_field(details, "name") or text_field(details, "server_label") or kind
+            out.append({"type": kind, "name": name})
     return out or None
 
 
-def _json_value(value: Any) -> Any:
-    """Arguments and outputs arrive as JSON text: recorded as the JSON value when they parse, else as text."""
+def json_value(value: Any) -> Any:
+    """Tool arguments and results arrive as JSON text; the conventions ask for them as objects: the JSON value
+    when the text parses, else the text itself."""
     if isinstance(value, str):
         try:
             return json.loads(value)

@@ -43,9 +43,19 @@ class SpanEmitter:
             conv.span_name(operation, attributes.get(conv.AGENT_NAME)), kind=SpanKind.CLIENT, attributes=attributes
         )
 
-    def end_agent_operation(self, span: Span, operation: str, agent: Any, exc: Optional[BaseException]) -> None:
+    def end_agent_operation(
+        self,
+        span: Span,
+        operation: str,
+        agent: Any,
+        exc: Optional[BaseException],
+        extra: Optional[Mapping[str, Any]] = None,
+    ) -> None:
         """Ends a ``create_agent`` / ``update_agent`` span with what the returned agent says (or the error); with
-        content capture on, the agent's instructions and tool definitions as the service stored them."""
+        content capture on, the agent's instructions and tool definitions as the service stored them. ``extra``
+        attributes are set whatever the outcome (the new agents' version)."""
+        if extra:
+            span.set_attributes(extra)
         if exc is not None:
             record_exception(span, exc)
         else:
@@ -76,7 +86,7 @@ class SpanEmitter:
             start_time=start_ns,
         )
         if self._content.enabled:
-            arguments = self._content.text("tool.arguments", info.arguments)
+            arguments = self._content.text("tool.arguments", messages.json_value(info.arguments))
             self._content.record(span, {gen_ai.GEN_AI_TOOL_CALL_ARGUMENTS: arguments})
         return span
 
@@ -85,7 +95,8 @@ class SpanEmitter:
         if exc is not None:
             error_type = record_exception(span, exc)
         elif self._content.enabled:
-            self._content.record(span, {gen_ai.GEN_AI_TOOL_CALL_RESULT: self._content.text("tool.result", result)})
+            result_text = self._content.text("tool.result", messages.json_value(result))
+            self._content.record(span, {gen_ai.GEN_AI_TOOL_CALL_RESULT: result_text})
         span.end(end_time=end_ns)
         return error_type
 
@@ -121,8 +132,8 @@ class SpanEmitter:
             self._content.record(
                 span,
                 {
-                    conv.TOOL_CALL_ARGUMENTS: self._content.text("tool.arguments", arguments),
-                    conv.TOOL_CALL_RESULT: self._content.text("tool.result", result),
+                    conv.TOOL_CALL_ARGUMENTS: self._content.text("tool.arguments", messages.json_value(arguments)),
+                    conv.TOOL_CALL_RESULT: self._content.text("tool.result", messages.json_value(result)),
                 },
             )
         if error:

@@ -16,6 +16,7 @@ from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ge
 
 from ..core import attributes as attrs
 from ..core import conventions as conv
+from ..core import messages as core_messages
 
 AGENT_VERSION = conv.AGENT_VERSION
 TOOL_STATUS = conv.TOOL_STATUS
@@ -108,15 +109,19 @@ def server_address(base_url: Any) -> dict[str, Any]:
     return known
 
 
-def request_attributes(kwargs: Mapping[str, Any], reference: Mapping[str, Any]) -> dict[str, Any]:
-    """Attributes known before the service answers: the same set as a classic run's create."""
+def request_attributes(
+    kwargs: Mapping[str, Any], reference: Optional[Mapping[str, Any]], agent_name: Optional[str]
+) -> dict[str, Any]:
+    """Attributes known before the service answers: the same set as a classic run's create, plus the response the
+    request continues and the output type it asks for. ``agent_name`` is the reference's, else the agent
+    endpoint's (from the client's URL)."""
     conversation = conversation_id(kwargs.get("conversation"))
     return attrs.without_none(
         {
             gen_ai.GEN_AI_OPERATION_NAME: attrs.INVOKE_AGENT,
             gen_ai.GEN_AI_PROVIDER_NAME: attrs.PROVIDER_NAME,
             gen_ai.GEN_AI_SYSTEM: attrs.SYSTEM,
-            gen_ai.GEN_AI_AGENT_NAME: text(reference, "name"),
+            gen_ai.GEN_AI_AGENT_NAME: text(reference, "name") or agent_name,
             AGENT_VERSION: _version(get(reference, "version")),
             gen_ai.GEN_AI_AGENT_ID: text(reference, "id"),
             gen_ai.GEN_AI_CONVERSATION_ID: conversation,
@@ -124,8 +129,28 @@ def request_attributes(kwargs: Mapping[str, Any], reference: Mapping[str, Any]) 
             gen_ai.GEN_AI_REQUEST_TEMPERATURE: attrs.number(kwargs.get("temperature")),
             gen_ai.GEN_AI_REQUEST_TOP_P: attrs.number(kwargs.get("top_p")),
             gen_ai.GEN_AI_REQUEST_MAX_TOKENS: _int(kwargs.get("max_output_tokens")),
+            conv.PREVIOUS_RESPONSE_ID: attrs.bounded(kwargs.get("previous_response_id")),
+            conv.OUTPUT_TYPE: output_type(kwargs.get("text")),
         }
     )
+
+
+def output_type(text_config: Any) -> Optional[str]:
+    """gen_ai.output.type from a ``text`` setting (``{"format": {"type": "json_schema", ...}}``): ``json`` for
+    ``json_schema`` / ``json_object``, ``text`` for ``text``."""
+    return attrs.output_type(get(get(text_config, "format"), "type"))
+
+
+def json_output_type(text_config: Any) -> Optional[str]:
+    """gen_ai.output.type from a response's (or an agent's) ``text`` setting: only a JSON format says something
+    (every response echoes the default ``text`` format, asked for or not)."""
+    found = output_type(text_config)
+    return found if found == conv.OUTPUT_TYPE_JSON else None
+
+
+def echoed_reference(response: Any) -> Any:
+    """The agent reference a response echoes (``agent_reference``; the early betas' ``agent``)."""
+    return get(response, "agent_reference") or get(response, "agent")
 
 
 def response_attributes(response: Any) -> dict[str, Any]:
@@ -133,7 +158,7 @@ def response_attributes(response: Any) -> dict[str, Any]:
     response_id = text(response, "id")
     usage = get(response, "usage")
     conversation = conversation_id(get(response, "conversation"))
-    reference = get(response, "agent_reference") or get(response, "agent")
+    reference = echoed_reference(response)
     return attrs.without_none(
         {
             # As on classic run spans: the id is azure.ai.agents.run.id and the model gen_ai.request.model (no
@@ -222,42 +247,70 @@ def answered_call_ids(given: Any) -> list[str]:
     return ids
 
 
+def finish_reason(items: list[Any], status: Optional[str], response: Any) -> Optional[str]:
+    """Why the model stopped, in the conventions' words: ``tool_call`` when the response asks the app for tool
+    calls (functions, computer actions, MCP approvals), ``stop`` when it completed, ``length`` /
+    ``content_filter`` for an incomplete response cut for that reason, ``error`` when it failed, else the status."""
+    for item in items:
+        kind = get(item, "type")
+        if kind in CLIENT_SIDE_ITEMS or kind == "mcp_approval_request":
+            return "tool_call"
+    if status == "completed":
+        return "stop"
+    if status == "failed":
+        return "error"
+    if status == "incomplete":
+        reason = text(get(response, "incomplete_details"), "reason")
+        return {"max_output_tokens": "length", "content_filter": "content_filter"}.get(reason or "", status)
+    return status
+
+
 # --- content (only read when capture is on) -------------------------------------------------------------------
 def input_messages(given: Any) -> Optional[list[dict[str, Any]]]:
-    """gen_ai.input.messages from ``input``: a string, or a list of messages and function call outputs."""
+    """gen_ai.input.messages from ``input`` or conversation items: a string, or a list of messages, function calls
+    and their outputs (and the other items an app sends back: computer actions' outputs, MCP approvals)."""
     if isinstance(given, str):
         return [{"role": "user", "parts": [{"type": "text", "content": given}]}]
     if not isinstance(given, (list, tuple)):
         return None
-    messages = []
+    messages: list[dict[str, Any]] = []
     for item in given:
         kind = get(item, "type")
-        if kind == "function_call_output":
-            part = {"type": "tool_call_response", "id": get(item, "call_id"), "response": plain(get(item, "output"))}
+        if kind in (None, "message"):
+            found = core_messages.parts(get(item, "content"))
+            if found:
+                messages.append({"role": text(item, "role") or "user", "parts": found})
+        elif kind in ("function_call_output", "custom_tool_call_output", "computer_call_output"):
+            output = core_messages.json_value(plain(get(item, "output")))
+            part = {"type": "tool_call_response", "id": get(item, "call_id"), "response": output}
             messages.append({"role": "tool", "parts": [part]})
-        elif kind in (None, "message"):
-            messages.append({"role": text(item, "role") or "user", "parts": _parts(get(item, "content"))})
+        elif kind == "function_call":  # the app replays a call it answers (history)
+            messages.append({"role": "assistant", "parts": [_function_call_part(item)]})
+        elif kind == "mcp_approval_response":
+            part = {"type": kind, "id": get(item, "approval_request_id"), "approve": get(item, "approve")}
+            messages.append({"role": "user", "parts": [part]})
     return messages or None
 
 
-def output_messages(output: Any, status: Optional[str]) -> Optional[list[dict[str, Any]]]:
-    """gen_ai.output.messages from a finished response's output: text and the function calls it asks for."""
+def output_messages(output: Any, finish: Optional[str]) -> Optional[list[dict[str, Any]]]:
+    """gen_ai.output.messages from a finished response's output: text, and the function calls it asks for."""
     if not isinstance(output, list):
         return None
     parts: list[dict[str, Any]] = []
     for item in output:
         kind = get(item, "type")
         if kind == "message":
-            parts += _parts(get(item, "content"))
+            parts += core_messages.parts(get(item, "content"))
         elif kind == "function_call":
-            call = {"type": "tool_call", "id": get(item, "call_id"), "name": get(item, "name")}
-            parts.append({**call, "arguments": get(item, "arguments")})
+            parts.append(_function_call_part(item))
     if not parts:
         return None
-    finish: Optional[str] = "tool_call"
-    if not any(p["type"] == "tool_call" for p in parts):
-        finish = "stop" if status == "completed" else status
-    return [{"role": "assistant", "parts": parts, "finish_reason": finish}]
+    return [{"role": "assistant", "parts": parts, "finish_reason": finish or "stop"}]
+
+
+def _function_call_part(item: Any) -> dict[str, Any]:
+    arguments = core_messages.json_value(get(item, "arguments"))
+    return {"type": "tool_call", "id": get(item, "call_id"), "name": get(item, "name"), "arguments": arguments}
 
 
 def plain(value: Any, depth: int = 0) -> Any:
@@ -275,19 +328,6 @@ def plain(value: Any, depth: int = 0) -> Any:
     if isinstance(value, (list, tuple)):
         return [plain(v, depth + 1) for v in value]
     return value
-
-
-def _parts(content: Any) -> list[dict[str, Any]]:
-    if isinstance(content, str):
-        return [{"type": "text", "content": content}]
-    parts = []
-    for part in content if isinstance(content, (list, tuple)) else []:
-        value = get(part, "text")
-        if isinstance(value, str):
-            parts.append({"type": "text", "content": value})
-        else:
-            parts.append({"type": text(part, "type") or "unknown"})
-    return parts
 
 
 def _first(item: Any, keys: Iterable[str]) -> Any:

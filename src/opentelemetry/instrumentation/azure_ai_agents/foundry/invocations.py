@@ -1,45 +1,60 @@
 """The new Foundry agents: one ``invoke_agent`` span per agent invocation on the Responses API.
 
-An invocation is one ``responses.create`` carrying an agent reference. Its span opens at the create call (a CLIENT
-child of the current span) and ends at the first terminal status observed: at once for a plain call, at the
-terminal event for a stream, and at the poll (``responses.retrieve``) that first shows it for a background
-response. Polls never create spans. What a response reveals lands on the invocation's span, with the classic run's
-attributes where the meaning is the same (``responses_attributes``).
+An invocation is one ``responses.create`` that invokes an agent: one carrying an agent reference (GA key
+``agent_reference``, the early betas' ``agent``), or any made through an agent's endpoint client
+(``project.get_openai_client(agent_name=N)``: the base URL names the agent; hosted agents are reached the same
+way). Its span opens at the create call (a CLIENT child of the current span) and ends at the first terminal status
+observed: at once for a plain call, at the terminal event for a stream, at the poll (``responses.retrieve``) that
+first shows it for a background response. Polls never create spans. What a response reveals lands on the span,
+with the classic run's attributes where the meaning is the same.
 
+* Under it, one ``chat {model}`` span (operation ``chat``) stands for the model calls the service made for the
+  response: the service reports one usage per response, not per model call, so that span carries the response's
+  usage, its finish reason and (capture on) its messages. Trace backends that count tokens only on model-call
+  spans (Arize Phoenix) count them there; the ``invoke_agent`` span keeps the usage too (conventions,
+  Application Insights), and backends that count a span's usage only when no ancestor has any (MLflow) count it
+  once. The token metric is recorded once, for the invocation.
 * Server-side tool items (``code_interpreter_call``, ``mcp_call``, ...) become ``execute_tool`` spans under the
   invocation, timed by their stream events when streamed, else taking the invocation's window.
 * ``function_call`` items are answered by the app in a *later* invocation: that invocation's span carries a span
   link to the invocation that asked (one link per answered call id), so the round trip reads as one story.
-* Open background invocations live in a bounded registry by response id (least recently active first): beyond
-  ``max_open`` or idle for ``idle_timeout_s`` they are ended and marked ``azure.ai.agents.run.unfinished``, like
-  classic runs; so is everything still open at shutdown.
+* With content capture on, the input is the conversation items the app posted since the conversation's last
+  invocation plus ``input`` (``conversations``); instructions and tool definitions come from the request, else the
+  response, else the agent version (``agents``: learned from the app's agent calls or read once off its path).
+* The version, when the response does not echo it, is the agent's (``agents``). An invocation that still needs a
+  read ends its span when the read is done (at the end time observed: the app never waits).
+* Open background invocations live in a bounded open-set by response id (``core.bounded``): beyond ``max_open``
+  or idle for ``idle_timeout_s`` they are ended and marked ``azure.ai.agents.run.unfinished``, like classic runs;
+  so is everything still open at shutdown. Finalizers (a stream the app dropped) only queue work.
 
-Every method may be called from any thread; one lock guards the registries, and an invocation ends exactly once
-(``Invocation.finishing``, set under the lock). Spans are made outside the lock.
+An invocation ends exactly once (the open-set's claim). Spans are made outside any lock.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
-import weakref
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 from opentelemetry.semconv.attributes import error_attributes
 from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Status, StatusCode, Tracer
 
 from ..core import attributes as attrs
-from ..core import messages
+from ..core import conventions as conv
+from ..core.bounded import LruMap, OpenSet
+from ..core.calls import guarded
 from ..core.content import ContentPolicy
+from ..core.fetcher import Fetcher
 from ..core.metrics import RunMetrics
 from ..core.spans import SpanEmitter, record_exception
 from . import attributes as rattrs
+from .agents import AgentDirectory, VersionFacts
+from .clients import ClientInfo
+from .conversations import PostedItems
+from .emit import InvocationContent, Outcome, chat_span
 
 _log = logging.getLogger(__name__)
 
@@ -58,6 +73,12 @@ class Invocation:
     start_ns: int
     model: Optional[str]
     last_seen: float
+    agent_name: Optional[str] = None
+    version: Optional[str] = None  #: asked for in the request's reference
+    via_endpoint: bool = False  #: made through the agent's endpoint client
+    client: Any = None  #: the openai client it was made with (reads of its agent go through it)
+    endpoint: Optional[str] = None  #: the project endpoint
+    server: Mapping[str, Any] = field(default_factory=dict)
     response_id: Optional[str] = None
     status: Optional[str] = None
     finishing: bool = False
@@ -67,11 +88,14 @@ class Invocation:
     item_windows: dict[int, tuple[int, Optional[int]]] = field(default_factory=dict)
     #: server-side tool items already given a span (by item id)
     emitted: set[str] = field(default_factory=set)
+    content: Optional[InvocationContent] = None  #: what the request said (content capture only)
+    output_type: Optional[str] = None  #: asked for in the request
+    conversation: Optional[str] = None
 
 
 class Invocations:
     """Folds every observation of an agent invocation into its span (the Responses-API counterpart of the run
-    tracker; it shares the content policy, the metrics and the conventions, not the run registry)."""
+    tracker; it shares the content policy, the metrics, the fetcher and the conventions)."""
 
     def __init__(
         self,
@@ -80,68 +104,82 @@ class Invocations:
         metrics: Optional[RunMetrics] = None,
         max_open: int = 5_000,
         idle_timeout_s: float = 1800.0,
+        fetcher: Optional[Fetcher] = None,
+        project_id: Optional[str] = None,
     ) -> None:
         self._tracer = tracer
         self._content = content
         self._metrics = metrics
         self._spans = SpanEmitter(tracer, content, metrics)
-        self._max_open = max_open
-        self._idle_timeout_s = idle_timeout_s
-        self._lock = threading.Lock()
-        self._open: "OrderedDict[str, Invocation]" = OrderedDict()  # by response id, least recently active first
-        self._unregistered: "weakref.WeakSet[Invocation]" = weakref.WeakSet()  # begun, response id not known yet
-        self._requested: "OrderedDict[str, SpanContext]" = OrderedDict()  # function call id -> asking span
+        self._project = {conv.FOUNDRY_PROJECT_ID: project_id} if project_id else {}
+        self.registry: OpenSet[Invocation] = OpenSet(max_open, idle_timeout_s)
+        self.fetcher = fetcher if fetcher is not None else Fetcher()
+        self.agents = AgentDirectory(self.fetcher, content.enabled)
+        self.posted = PostedItems()
+        self._requested: LruMap[str, SpanContext] = LruMap(MAX_REQUESTED_CALLS)  # function call id -> asking span
+
+    @property
+    def content_enabled(self) -> bool:
+        return self._content.enabled
+
+    @property
+    def spans(self) -> SpanEmitter:
+        return self._spans
 
     # ---- an invocation starts ------------------------------------------------------------------------------
-    def begin(self, kwargs: Mapping[str, Any], reference: Mapping[str, Any], server: Mapping[str, Any]) -> Invocation:
+    def begin(
+        self, kwargs: Mapping[str, Any], reference: Optional[Mapping[str, Any]], info: ClientInfo, client: Any
+    ) -> Invocation:
         """Opens the invocation span just before ``responses.create``, as a child of the current span."""
         self.sweep()
-        attributes = rattrs.request_attributes(kwargs, reference)
-        attributes.update(server)
+        attributes = rattrs.request_attributes(kwargs, reference, info.agent_name)
+        attributes.update(info.server)
+        if self._project:
+            attributes.update(self._project)
         links = self._links(kwargs.get("input"))
         start_ns = time.time_ns()
+        agent_name = attributes.get(conv.AGENT_NAME)
         span = self._tracer.start_span(
-            _span_name(attributes.get(gen_ai.GEN_AI_AGENT_NAME)),
+            conv.span_name(conv.INVOKE_AGENT, agent_name),
             kind=SpanKind.CLIENT,
             attributes=attributes,
             links=links,
             start_time=start_ns,
         )
-        if self._content.enabled and span.is_recording():
-            self._content.record(
-                span,
-                {
-                    gen_ai.GEN_AI_SYSTEM_INSTRUCTIONS: self._content.text(
-                        "system_instructions", messages.system_instructions(kwargs.get("instructions"))
-                    ),
-                    gen_ai.GEN_AI_INPUT_MESSAGES: self._content.text(
-                        "input.messages", rattrs.input_messages(kwargs.get("input"))
-                    ),
-                },
-            )
         model = kwargs.get("model")
-        return Invocation(
+        invocation = Invocation(
             span=span,
             context=trace.set_span_in_context(span),
             start_ns=start_ns,
             model=model if isinstance(model, str) else None,
             last_seen=time.monotonic(),
+            agent_name=agent_name,
+            version=attributes.get(conv.AGENT_VERSION),
+            via_endpoint=reference is None,
+            client=client,
+            endpoint=info.endpoint,
+            server=info.server,
+            output_type=attributes.get(conv.OUTPUT_TYPE),
+            conversation=attributes.get(conv.CONVERSATION_ID),
         )
+        if self._content.enabled:
+            posted = self.posted.take(attributes.get(conv.CONVERSATION_ID))
+            invocation.content = InvocationContent.of_request(kwargs, posted)
+            if span.is_recording():
+                invocation.content.record_input(self._content, span)
+        return invocation
 
     def streaming(self, invocation: Invocation) -> None:
         """The invocation goes on in a stream the app reads later: ended at shutdown if never finished."""
-        with self._lock:
-            if not invocation.finishing:
-                self._unregistered.add(invocation)
+        self.registry.hold(invocation)
 
     def _links(self, given: Any) -> Optional[list[Link]]:
         """Links to the invocations whose function calls this request answers (``function_call_output`` items)."""
         call_ids = rattrs.answered_call_ids(given)
         if not call_ids:
             return None
-        with self._lock:
-            found = [(call_id, self._requested.get(call_id)) for call_id in call_ids]
-        links = [Link(ctx, {gen_ai.GEN_AI_TOOL_CALL_ID: call_id}) for call_id, ctx in found if ctx is not None]
+        found = [(call_id, self._requested.get(call_id)) for call_id in call_ids]
+        links = [Link(ctx, {conv.TOOL_CALL_ID: call_id}) for call_id, ctx in found if ctx is not None]
         return links or None
 
     # ---- what the service says ---------------------------------------------------------------------------
@@ -150,30 +188,26 @@ class Invocations:
         first terminal status; registers it for polling while it is not terminal."""
         response_id = rattrs.text(response, "id")
         status = rattrs.text(response, "status")
-        evicted: list[Invocation] = []
-        with self._lock:
-            if invocation.finishing:
-                return
-            invocation.last_seen = time.monotonic()
-            previous = invocation.status
-            changed = status is not None and status != previous
-            if changed:
-                invocation.status = status
-            terminal = status in rattrs.TERMINAL_STATUSES or (response_id is None and invocation.response_id is None)
-            if response_id is not None and invocation.response_id is None:
-                invocation.response_id = response_id
-            if terminal:
-                invocation.finishing = True
-                self._forget(invocation)
-            elif invocation.response_id is not None:
-                self._unregistered.discard(invocation)
-                self._open[invocation.response_id] = invocation
-                self._open.move_to_end(invocation.response_id)
-                while len(self._open) > self._max_open:
-                    evicted.append(self._release(self._open.popitem(last=False)[1]))
+        seen: list[Optional[str]] = [None, None]  # previous status, changed status
+
+        def change(state: Invocation) -> bool:
+            previous = state.status
+            if status is not None and status != previous:
+                state.status = status
+                seen[1] = status
+            seen[0] = previous
+            if response_id is not None and state.response_id is None:
+                state.response_id = response_id
+            return status in rattrs.TERMINAL_STATUSES or (response_id is None and state.response_id is None)
+
+        result = self.registry.update(invocation, response_id or invocation.response_id, change)
+        if result is None:
+            return  # already ending
+        terminal, evicted = result
         for old in evicted:
             self._end_unfinished(old, "evicted")
-        if not terminal and not changed:
+        previous, changed = seen
+        if not terminal and changed is None:
             return  # a poll that shows nothing new costs nothing more
         span = invocation.span
         snapshot: dict[str, Any] = {}
@@ -181,8 +215,8 @@ class Invocations:
             snapshot = rattrs.response_attributes(response)
             if status is not None:
                 snapshot[attrs.RUN_STATUS] = status
-            if changed and (previous is not None or not terminal):  # no event for a plain call's only status
-                event = {attrs.RUN_STATUS: status}
+            if changed is not None and (previous is not None or not terminal):  # no event for a plain call's only status
+                event = {attrs.RUN_STATUS: changed}
                 if previous:
                     event[attrs.PREVIOUS_STATUS] = previous
                 span.add_event(attrs.RUN_STATUS_CHANGED_EVENT, event)
@@ -194,13 +228,13 @@ class Invocations:
             span.set_attributes(snapshot)
             self._end_unfinished(invocation, "no_response_id")
             return
-        self._finish(invocation, response, status, snapshot)
+        self._finish(invocation, response, response_id, status, snapshot)
 
     def first_event(self, invocation: Invocation) -> None:
         """The first event of a streamed invocation arrived: ``gen_ai.response.time_to_first_chunk``, once."""
         if invocation.first_chunk_s is None:
             invocation.first_chunk_s = max(time.time_ns() - invocation.start_ns, 0) / 1e9
-            invocation.span.set_attribute(gen_ai.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, invocation.first_chunk_s)
+            invocation.span.set_attribute(conv.RESPONSE_TIME_TO_FIRST_CHUNK, invocation.first_chunk_s)
 
     def item_added(self, invocation: Invocation, index: Any) -> None:
         """A streamed output item started: the client-side start of its tool span."""
@@ -213,13 +247,8 @@ class Invocations:
         if window is not None and window[1] is None:
             invocation.item_windows[index] = (window[0], time.time_ns())
 
-    def context_for(self, response_id: Any) -> Optional[Context]:
-        """The context to make current while the app polls an open background invocation (None: not ours)."""
-        invocation = self._open.get(response_id) if isinstance(response_id, str) else None
-        return invocation.context if invocation is not None else None
-
     def open_invocation(self, response_id: Any) -> Optional[Invocation]:
-        return self._open.get(response_id) if isinstance(response_id, str) else None
+        return self.registry.get(response_id)
 
     # ---- endings -------------------------------------------------------------------------------------------
     def failed(self, invocation: Invocation, exc: BaseException) -> None:
@@ -235,11 +264,8 @@ class Invocations:
     ) -> None:
         """Ends an invocation that will not be seen to finish (its stream stopped early, its call raised), marked
         ``unfinished=reason`` when a reason is given; an error when ``exc`` or ``error`` says so. Idempotent."""
-        with self._lock:
-            if invocation.finishing:
-                return
-            invocation.finishing = True
-            self._forget(invocation)
+        if not self.registry.claim(invocation, invocation.response_id):
+            return
         error_type = None
         span = invocation.span
         if exc is not None:
@@ -254,37 +280,33 @@ class Invocations:
 
     def sweep(self) -> None:
         """Ends background invocations nobody polled for ``idle_timeout_s`` (least recently active first)."""
-        if not self._open:
-            return
-        deadline = time.monotonic() - self._idle_timeout_s
-        idle: list[Invocation] = []
-        with self._lock:
-            while self._open:
-                invocation = next(iter(self._open.values()))
-                if invocation.last_seen > deadline:
-                    break
-                idle.append(self._release(self._open.popitem(last=False)[1]))
-        for invocation in idle:
+        for invocation in self.registry.take_idle():
             self._end_unfinished(invocation, "idle_timeout")
 
     def shutdown(self) -> None:
         """Ends every open invocation, marked unfinished (uninstrument, interpreter exit)."""
-        with self._lock:
-            states = [self._release(i) for i in self._open.values()]
-            states += [self._release(i) for i in list(self._unregistered) if not i.finishing]
-            self._open.clear()
-            self._requested.clear()
-        for invocation in states:
+        self.registry.drain_deferred()
+        for invocation in self.registry.take_all():
             self._end_unfinished(invocation, "shutdown")
+        self._requested.clear()
+        self.posted.clear()
 
     @property
     def open_invocations(self) -> int:
-        return len(self._open)
+        return len(self.registry)
 
     # ---- internals -----------------------------------------------------------------------------------------
-    def _finish(self, invocation: Invocation, response: Any, status: Optional[str], snapshot: dict[str, Any]) -> None:
-        """Tool spans, content, requested function calls, final status; then the span ends. ``snapshot`` holds
-        the response's attributes (empty when the span is not recorded); they are set here in one call."""
+    def _finish(
+        self,
+        invocation: Invocation,
+        response: Any,
+        response_id: str,
+        status: Optional[str],
+        snapshot: dict[str, Any],
+    ) -> None:
+        """Tool spans, status, requested function calls; then what the agent adds (version, instructions, tools:
+        perhaps read off the path) and the span ends. ``snapshot`` holds the response's attributes (empty when the
+        span is not recorded); they are set here in one call."""
         end_ns = time.time_ns()
         span = invocation.span
         output = rattrs.get(response, "output")
@@ -292,38 +314,90 @@ class Invocations:
         calls = rattrs.function_calls(items)
         if calls:
             context = span.get_span_context()
-            with self._lock:
-                for call in calls:
-                    call_id = rattrs.text(call, "call_id")
-                    if call_id:
-                        self._requested[call_id] = context
-                        self._requested.move_to_end(call_id)
-                while len(self._requested) > MAX_REQUESTED_CALLS:
-                    self._requested.popitem(last=False)
+            for call in calls:
+                call_id = rattrs.text(call, "call_id")
+                if call_id:
+                    self._requested.put(call_id, context)
         error = rattrs.error_of(response, status)
-        if snapshot:
-            if calls:
-                snapshot[rattrs.REQUIRED_TOOL_CALLS] = len(calls)
-            if error:
-                snapshot[error_attributes.ERROR_TYPE] = error[0]
-            span.set_attributes(snapshot)
-            for index, item in enumerate(items):
-                if rattrs.is_server_tool(item):
-                    self._tool_span(invocation, index, item, end_ns)
-            if self._content.enabled:
-                messages = rattrs.output_messages(items, status)
-                self._content.record(
-                    span, {gen_ai.GEN_AI_OUTPUT_MESSAGES: self._content.text("output.messages", messages)}
-                )
-            if error:
-                span.set_status(Status(StatusCode.ERROR, error[1] or error[0]))
-            invocation.usage = {
-                k: snapshot[k] for k in (gen_ai.GEN_AI_USAGE_INPUT_TOKENS, gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS)
-                if k in snapshot
-            }
         if invocation.model is None:
             invocation.model = rattrs.text(response, "model")
-        self._end(invocation, end_ns, error[0] if error else None)
+        if not snapshot:
+            self._end(invocation, end_ns, error[0] if error else None)
+            return
+        finish = rattrs.finish_reason(items, status, response)
+        reference = rattrs.echoed_reference(response)
+        name = rattrs.text(reference, "name")
+        if name and not invocation.agent_name:
+            invocation.agent_name = name
+            snapshot[conv.AGENT_NAME] = name
+            span.update_name(conv.span_name(conv.INVOKE_AGENT, name))
+        version = snapshot.get(conv.AGENT_VERSION) or invocation.version
+        if calls:
+            snapshot[rattrs.REQUIRED_TOOL_CALLS] = len(calls)
+        if error:
+            snapshot[error_attributes.ERROR_TYPE] = error[0]
+        if finish:
+            snapshot[conv.RESPONSE_FINISH_REASONS] = (finish,)
+        if invocation.output_type is None:
+            invocation.output_type = rattrs.json_output_type(rattrs.get(response, "text"))
+            if invocation.output_type is not None:
+                snapshot[conv.OUTPUT_TYPE] = invocation.output_type
+        span.set_attributes(snapshot)
+        for index, item in enumerate(items):
+            if rattrs.is_server_tool(item):
+                self._tool_span(invocation, index, item, end_ns)
+        if error:
+            span.set_status(Status(StatusCode.ERROR, error[1] or error[0]))
+        invocation.usage = {
+            k: snapshot[k] for k in (conv.USAGE_INPUT_TOKENS, conv.USAGE_OUTPUT_TOKENS) if k in snapshot
+        }
+        conversation = snapshot.get(conv.CONVERSATION_ID) or invocation.conversation
+        outcome = Outcome(response, items, finish, end_ns, error[0] if error else None, response_id, conversation)
+        content = invocation.content
+        if content is not None:
+            content.of_response(response)
+        want_content = content is not None and content.wants_agent()
+        name = invocation.agent_name
+        if name and (version is None or want_content):
+
+            def done(found_version: Optional[str], facts: Optional[VersionFacts]) -> None:
+                self._complete(invocation, outcome, found_version, facts)
+
+            self.agents.resolve(
+                invocation.client, invocation.endpoint, name, version, invocation.via_endpoint, want_content, done
+            )
+            return
+        facts = self.agents.known(invocation.endpoint, name, version) if name else None
+        self._complete(invocation, outcome, version, facts)
+
+    def _complete(
+        self, invocation: Invocation, outcome: Outcome, version: Optional[str], facts: Optional[VersionFacts]
+    ) -> None:
+        """The agent's part (version, instructions, tools, output format), the ``chat`` span, then the end."""
+        span = invocation.span
+        try:
+            extra: dict[str, Any] = {}
+            if version is not None:
+                extra[conv.AGENT_VERSION] = version
+            if facts is not None:
+                if facts.id:
+                    extra[conv.AGENT_ID] = facts.id
+                if invocation.output_type is None and facts.output_type:
+                    invocation.output_type = extra[conv.OUTPUT_TYPE] = facts.output_type
+                if invocation.model is None:
+                    invocation.model = facts.model
+            if extra:
+                span.set_attributes(extra)
+            content = invocation.content
+            if content is not None:
+                content.of_agent(facts)
+                content.record_outcome(self._content, span, outcome)
+            if invocation.usage:
+                chat_span(self._tracer, self._content, invocation, outcome)
+        except Exception:  # noqa: BLE001 - the span still ends below
+            _log.debug("azure-ai-agents: completing an invocation failed", exc_info=True)
+        finally:
+            guarded(self._end, invocation, outcome.end_ns, outcome.error_type)
 
     def _tool_span(self, invocation: Invocation, index: int, item: Any, end_ns: int) -> None:
         info = rattrs.tool_call(item, self._content.enabled)
@@ -348,6 +422,7 @@ class Invocations:
 
     def _end(self, invocation: Invocation, end_ns: int, error_type: Optional[str]) -> None:
         invocation.span.end(end_time=end_ns)
+        invocation.client = None  # the app's client is not kept alive by an ended invocation
         if self._metrics is not None:
             self._metrics.record_run((end_ns - invocation.start_ns) / 1e9, invocation.model, error_type,
                                      invocation.usage)
@@ -357,19 +432,3 @@ class Invocations:
     def _end_unfinished(self, invocation: Invocation, reason: str) -> None:
         invocation.span.set_attribute(attrs.RUN_UNFINISHED, reason)
         self._end(invocation, time.time_ns(), None)
-
-    def _forget(self, invocation: Invocation) -> None:
-        """Drops an ending invocation from the registries (caller holds the lock)."""
-        self._unregistered.discard(invocation)
-        if invocation.response_id is not None and self._open.get(invocation.response_id) is invocation:
-            del self._open[invocation.response_id]
-
-    def _release(self, invocation: Invocation) -> Invocation:
-        """Marks an invocation leaving the registry as ending (caller holds the lock): no second ending."""
-        invocation.finishing = True
-        self._unregistered.discard(invocation)
-        return invocation
-
-
-def _span_name(agent_name: Optional[str]) -> str:
-    return f"{attrs.INVOKE_AGENT} {agent_name}" if agent_name else attrs.INVOKE_AGENT

@@ -1,12 +1,16 @@
 """What the Responses API's calls tell the invocation tracker (the new Foundry agents, ``openai`` client).
 
-* ``responses.create`` with an agent reference opens an invocation (:class:`CreateResponse`); without one the
-  call is not touched (the OpenAI instrumentations cover plain model calls). ``responses.stream(...)`` calls
+* ``responses.create`` that invokes an agent opens an invocation (:class:`CreateResponse`): one with an agent
+  reference, or any through an agent's endpoint client (its base URL names the agent, see ``clients``). A plain
+  model call is not touched (the OpenAI instrumentations cover those). ``responses.stream(...)`` calls
   ``create(stream=True)`` itself, so it is covered by the same row.
 * ``responses.retrieve`` / ``responses.cancel`` of an open background invocation is a snapshot of it
   (:class:`ObserveResponse`); any other retrieve or cancel is not touched.
 * A streamed result is handed back wrapped in a transparent proxy (:class:`ObservedStream` /
-  :class:`AsyncObservedStream`) that reads each event on its way to the app.
+  :class:`AsyncObservedStream`) that reads each event on its way to the app. A stream the app drops (garbage
+  collected) only queues the end of its invocation: code that may run inside a collection takes no lock.
+
+The conversations, agent and client rows are in ``agent_operations``.
 
 These operations run in the generic wrappers of ``patch.py`` (hooks never raise into the app); the tracker they
 receive is an :class:`~.invocations.Invocations`.
@@ -22,6 +26,7 @@ import wrapt
 
 from ..core.calls import Arg, Call, Operation, guarded
 from . import attributes as rattrs
+from .clients import client_info, client_of
 from .invocations import Invocation, Invocations
 
 _log = logging.getLogger(__name__)
@@ -35,11 +40,12 @@ class CreateResponse(Operation):
 
     def before(self, tracker: Any, instance: Any, args: tuple, kwargs: dict) -> Optional[Call]:
         reference = rattrs.agent_reference(kwargs)
-        if reference is None:
-            return None  # a plain model call: no work at all
+        client = client_of(instance)
+        info = client_info(client)
+        if reference is None and info.agent_name is None:
+            return None  # a plain model call: one lookup, no other work
         invocations: Invocations = tracker
-        server = rattrs.server_address(getattr(getattr(instance, "_client", None), "base_url", None))
-        invocation = invocations.begin(kwargs, reference, server)
+        invocation = invocations.begin(kwargs, reference, info, client)
         return Call(context=invocation.context, payload=invocation)
 
     def after(self, tracker: Any, instance: Any, call: Call, result: Any) -> Any:
@@ -93,7 +99,9 @@ def _is_stream(result: Any) -> bool:
 
 
 class _StreamObserver:
-    """Feeds one stream's events to its invocation; ends it when the stream stops short of a terminal event."""
+    """Feeds one stream's events to its invocation; ends it when the stream stops short of a terminal event
+    (:meth:`end` from the app's own calls; :meth:`end_later` from code that may run inside a garbage collection,
+    which takes no lock and only queues the end)."""
 
     __slots__ = ("_tracker", "_invocation", "done")
 
@@ -122,10 +130,15 @@ class _StreamObserver:
             tracker.abandon(invocation, "stream_error", error=(code, message))
 
     def end(self, reason: str, exc: Optional[BaseException] = None) -> None:
-        """The stream stopped (ran out, closed, raised, was dropped) before a terminal event."""
+        """The stream stopped (ran out, closed, raised) before a terminal event."""
         if not self.done:
             self.done = True
             self._tracker.abandon(self._invocation, reason, exc=exc)
+
+    def end_later(self, reason: str) -> None:
+        """The stream was dropped or its iterator collected: the end is queued (lock-free) for the next call."""
+        if not self.done:
+            self._tracker.registry.defer(lambda: self.end(reason))
 
 
 class ObservedStream(wrapt.ObjectProxy):  # type: ignore[misc]
@@ -143,8 +156,8 @@ class ObservedStream(wrapt.ObjectProxy):  # type: ignore[misc]
             for event in self.__wrapped__:
                 guarded(observer.event, event)
                 yield event
-        except GeneratorExit:
-            guarded(observer.end, "stream_closed")
+        except GeneratorExit:  # closed by the app, or collected: perhaps inside a collection
+            guarded(observer.end_later, "stream_closed")
             raise
         except BaseException as exc:  # errors and cancellation alike: the invocation never stays open
             guarded(observer.end, "stream_error", exc)
@@ -194,8 +207,8 @@ class AsyncObservedStream(wrapt.ObjectProxy):  # type: ignore[misc]
             async for event in self.__wrapped__:
                 guarded(observer.event, event)
                 yield event
-        except GeneratorExit:
-            guarded(observer.end, "stream_closed")
+        except GeneratorExit:  # closed by the app, or collected: perhaps inside a collection
+            guarded(observer.end_later, "stream_closed")
             raise
         except BaseException as exc:  # errors and cancellation alike: the invocation never stays open
             guarded(observer.end, "stream_error", exc)
@@ -232,5 +245,5 @@ class AsyncObservedStream(wrapt.ObjectProxy):  # type: ignore[misc]
 
 
 def _dropped(observer: _StreamObserver) -> None:
-    """The app let go of a stream it never finished reading."""
-    guarded(observer.end, "stream_abandoned")
+    """The app let go of a stream it never finished reading (a finalizer: only queues the end)."""
+    guarded(observer.end_later, "stream_abandoned")
