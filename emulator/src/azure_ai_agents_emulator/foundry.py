@@ -94,6 +94,9 @@ class FoundryOperations(FoundryAgents, FoundryConversations):
 
     #: Put ``agent_reference`` on agents' responses (see the module's documentation).
     echo_agent_reference: bool = True
+    #: Echo the agent definition's ``instructions`` and ``tools`` on its responses (False: only the request's, to
+    #: check that an instrumentation reads an agent's definition where a response does not show it).
+    echo_agent_definition: bool = True
     # provided by AgentsService
     _lock: Any
     polls_per_state: int
@@ -109,6 +112,7 @@ class FoundryOperations(FoundryAgents, FoundryConversations):
         self._background: dict[str, _Background] = {}
         self._container_files: dict[tuple[str, str], ContainerFile] = {}
         self.echo_agent_reference = True
+        self.echo_agent_definition = True
 
     # ------------------------------------------------------------------ responses
 
@@ -334,6 +338,8 @@ class FoundryOperations(FoundryAgents, FoundryConversations):
             response["usage"] = None
         if agent is not None and self.echo_agent_reference:
             response["agent_reference"] = _reference(agent)
+        if agent is not None and not self.echo_agent_definition:
+            response.update(instructions=body.get("instructions"), tools=body.get("tools") or [])
         return response
 
 

@@ -215,7 +215,8 @@ class Invocations:
             snapshot = rattrs.response_attributes(response)
             if status is not None:
                 snapshot[attrs.RUN_STATUS] = status
-            if changed is not None and (previous is not None or not terminal):  # no event for a plain call's only status
+            # No event for a plain call's only status.
+            if changed is not None and (previous is not None or not terminal):
                 event = {attrs.RUN_STATUS: changed}
                 if previous:
                     event[attrs.PREVIOUS_STATUS] = previous
