@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping, Optional
 
 from opentelemetry.trace import SpanKind, Tracer
@@ -37,6 +37,8 @@ class Outcome:
     error_type: Optional[str]
     response_id: Optional[str] = None
     conversation: Optional[str] = None
+    #: the span's attributes from the response, completed with the agent's and set in one call
+    attributes: dict[str, Any] = field(default_factory=dict)
 
 
 class InvocationContent:

@@ -307,7 +307,7 @@ class Invocations:
     ) -> None:
         """Tool spans, status, requested function calls; then what the agent adds (version, instructions, tools:
         perhaps read off the path) and the span ends. ``snapshot`` holds the response's attributes (empty when the
-        span is not recorded); they are set here in one call."""
+        span is not recorded); they are set with the agent's, in one call, by :meth:`_complete`."""
         end_ns = time.time_ns()
         span = invocation.span
         output = rattrs.get(response, "output")
@@ -343,7 +343,6 @@ class Invocations:
             invocation.output_type = rattrs.json_output_type(rattrs.get(response, "text"))
             if invocation.output_type is not None:
                 snapshot[conv.OUTPUT_TYPE] = invocation.output_type
-        span.set_attributes(snapshot)
         for index, item in enumerate(items):
             if rattrs.is_server_tool(item):
                 self._tool_span(invocation, index, item, end_ns)
@@ -353,7 +352,9 @@ class Invocations:
             k: snapshot[k] for k in (conv.USAGE_INPUT_TOKENS, conv.USAGE_OUTPUT_TOKENS) if k in snapshot
         }
         conversation = snapshot.get(conv.CONVERSATION_ID) or invocation.conversation
-        outcome = Outcome(response, items, finish, end_ns, error[0] if error else None, response_id, conversation)
+        outcome = Outcome(
+            response, items, finish, end_ns, error[0] if error else None, response_id, conversation, snapshot
+        )
         content = invocation.content
         if content is not None:
             content.of_response(response)
@@ -377,18 +378,17 @@ class Invocations:
         """The agent's part (version, instructions, tools, output format), the ``chat`` span, then the end."""
         span = invocation.span
         try:
-            extra: dict[str, Any] = {}
+            found = outcome.attributes
             if version is not None:
-                extra[conv.AGENT_VERSION] = version
+                found[conv.AGENT_VERSION] = version
             if facts is not None:
-                if facts.id:
-                    extra[conv.AGENT_ID] = facts.id
+                if facts.id and conv.AGENT_ID not in found:
+                    found[conv.AGENT_ID] = facts.id
                 if invocation.output_type is None and facts.output_type:
-                    invocation.output_type = extra[conv.OUTPUT_TYPE] = facts.output_type
+                    invocation.output_type = found[conv.OUTPUT_TYPE] = facts.output_type
                 if invocation.model is None:
                     invocation.model = facts.model
-            if extra:
-                span.set_attributes(extra)
+            span.set_attributes(found)
             content = invocation.content
             if content is not None:
                 content.of_agent(facts)
