@@ -33,9 +33,11 @@ class NoopExporter(SpanExporter):
 
     def __init__(self) -> None:
         self.count = 0
+        self.last: Sequence[ReadableSpan] = ()  #: the last batch (a benchmark may copy a span's attributes)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         self.count += len(spans)
+        self.last = spans
         return SpanExportResult.SUCCESS
 
     def shutdown(self) -> None:

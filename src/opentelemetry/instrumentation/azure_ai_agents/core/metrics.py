@@ -21,10 +21,16 @@ DURATION_BUCKETS = conv.DURATION_BUCKETS
 TOKEN_BUCKETS = conv.TOKEN_BUCKETS
 
 
+#: Models whose attribute sets are kept ready (an app uses a handful of models).
+_MAX_MODELS = 64
+
+
 class RunMetrics:
-    """Records one duration per finished run and per tool call, and the run's token usage."""
+    """Records one duration per finished run and per tool call, and the run's token usage. The attribute sets of
+    a run's records depend on its model only (and the error type): they are made once per model and reused."""
 
     def __init__(self, meter: Meter) -> None:
+        self._by_model: dict[Optional[str], tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {}
         self._duration = meter.create_histogram(
             conv.METRIC_OPERATION_DURATION,
             unit="s",
@@ -53,19 +59,27 @@ class RunMetrics:
     def record_time_to_first_chunk(self, seconds: float, model: Optional[str]) -> None:
         self._first_chunk.record(max(seconds, 0.0), self._run_attributes(model))
 
+    def _model_attributes(self, model: Optional[str]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        """(run, input tokens, output tokens) attribute sets of ``model`` (never mutated once made)."""
+        known = self._by_model.get(model)
+        if known is None:
+            base = self._run_attributes(model)
+            known = (base, {**base, conv.TOKEN_TYPE: conv.TOKEN_INPUT}, {**base, conv.TOKEN_TYPE: conv.TOKEN_OUTPUT})
+            if len(self._by_model) < _MAX_MODELS:
+                self._by_model[model] = known
+        return known
+
     def record_run(
         self, duration_s: float, model: Optional[str], error_type: Optional[str], usage: Mapping[str, Any]
     ) -> None:
-        base = self._run_attributes(model)
-        duration_attrs = dict(base)
-        if error_type:
-            duration_attrs[conv.ERROR_TYPE] = error_type
-        self._duration.record(max(duration_s, 0.0), duration_attrs)
-        tokens = ((conv.TOKEN_INPUT, conv.USAGE_INPUT_TOKENS), (conv.TOKEN_OUTPUT, conv.USAGE_OUTPUT_TOKENS))
-        for token_type, key in tokens:
-            value = usage.get(key)
-            if isinstance(value, int):
-                self._tokens.record(value, {**base, conv.TOKEN_TYPE: token_type})
+        base, given, made = self._model_attributes(model)
+        self._duration.record(max(duration_s, 0.0), {**base, conv.ERROR_TYPE: error_type} if error_type else base)
+        value = usage.get(conv.USAGE_INPUT_TOKENS)
+        if isinstance(value, int):
+            self._tokens.record(value, given)
+        value = usage.get(conv.USAGE_OUTPUT_TOKENS)
+        if isinstance(value, int):
+            self._tokens.record(value, made)
 
     def record_tool(self, duration_s: float, tool_name: str, tool_type: str, error_type: Optional[str]) -> None:
         attributes = {

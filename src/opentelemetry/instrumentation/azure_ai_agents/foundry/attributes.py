@@ -9,8 +9,9 @@ agents"): the conversation is ``gen_ai.conversation.id``, the response id ``azur
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 
@@ -115,24 +116,47 @@ def request_attributes(
     """Attributes known before the service answers: the same set as a classic run's create, plus the response the
     request continues and the output type it asks for. ``agent_name`` is the reference's, else the agent
     endpoint's (from the client's URL)."""
-    conversation = conversation_id(kwargs.get("conversation"))
-    return attrs.without_none(
-        {
-            gen_ai.GEN_AI_OPERATION_NAME: attrs.INVOKE_AGENT,
-            gen_ai.GEN_AI_PROVIDER_NAME: attrs.PROVIDER_NAME,
-            gen_ai.GEN_AI_SYSTEM: attrs.SYSTEM,
-            gen_ai.GEN_AI_AGENT_NAME: text(reference, "name") or agent_name,
-            AGENT_VERSION: _version(get(reference, "version")),
-            gen_ai.GEN_AI_AGENT_ID: text(reference, "id"),
-            gen_ai.GEN_AI_CONVERSATION_ID: conversation,
-            gen_ai.GEN_AI_REQUEST_MODEL: attrs.bounded(kwargs.get("model")),
-            gen_ai.GEN_AI_REQUEST_TEMPERATURE: attrs.number(kwargs.get("temperature")),
-            gen_ai.GEN_AI_REQUEST_TOP_P: attrs.number(kwargs.get("top_p")),
-            gen_ai.GEN_AI_REQUEST_MAX_TOKENS: _int(kwargs.get("max_output_tokens")),
-            conv.PREVIOUS_RESPONSE_ID: attrs.bounded(kwargs.get("previous_response_id")),
-            conv.OUTPUT_TYPE: output_type(kwargs.get("text")),
-        }
-    )
+    out = dict(_INVOKE_IDENTITY)
+    if reference is not None:
+        agent_name = text(reference, "name") or agent_name
+        version = _version(get(reference, "version"))
+        if version:
+            out[AGENT_VERSION] = version
+        agent_id = text(reference, "id")
+        if agent_id:
+            out[gen_ai.GEN_AI_AGENT_ID] = agent_id
+    if agent_name:
+        out[gen_ai.GEN_AI_AGENT_NAME] = agent_name
+    for key, value in kwargs.items():
+        name = _REQUEST_KEYS.get(key)
+        if name is None or value is None:
+            continue
+        if name == gen_ai.GEN_AI_CONVERSATION_ID:
+            found: Any = conversation_id(value)
+        elif name == conv.OUTPUT_TYPE:
+            found = output_type(value)
+        elif name == gen_ai.GEN_AI_REQUEST_MAX_TOKENS:
+            found = _int(value)
+        elif name in (gen_ai.GEN_AI_REQUEST_TEMPERATURE, gen_ai.GEN_AI_REQUEST_TOP_P):
+            found = attrs.number(value)
+        else:
+            found = attrs.bounded(value)
+        if found is not None:
+            out[name] = found
+    return out
+
+
+_INVOKE_IDENTITY = attrs.identity(attrs.INVOKE_AGENT)
+#: The request keywords that say something before the service answers, and the attribute each sets.
+_REQUEST_KEYS = {
+    "conversation": gen_ai.GEN_AI_CONVERSATION_ID,
+    "model": gen_ai.GEN_AI_REQUEST_MODEL,
+    "temperature": gen_ai.GEN_AI_REQUEST_TEMPERATURE,
+    "top_p": gen_ai.GEN_AI_REQUEST_TOP_P,
+    "max_output_tokens": gen_ai.GEN_AI_REQUEST_MAX_TOKENS,
+    "previous_response_id": conv.PREVIOUS_RESPONSE_ID,
+    "text": conv.OUTPUT_TYPE,
+}
 
 
 def output_type(text_config: Any) -> Optional[str]:
@@ -153,28 +177,71 @@ def echoed_reference(response: Any) -> Any:
     return get(response, "agent_reference") or get(response, "agent")
 
 
+def reader(obj: Any) -> Callable[[str], Any]:
+    """A reader of ``obj``'s fields, for code that reads many of one object's fields (a finished response): a dict's
+    ``get``, a pydantic model's field and extra dictionaries read directly; anything else through :func:`get`.
+    Fields only (a property reads as None): what is read through it is fields."""
+    if type(obj) is dict:
+        return obj.get
+    extra: Any = getattr(obj, "__pydantic_extra__", _NOT_A_MODEL)
+    fields = getattr(obj, "__dict__", None)
+    if extra is _NOT_A_MODEL or type(fields) is not dict:
+        return lambda key: get(obj, key)
+    if not extra:
+        return fields.get
+
+    def read(key: str) -> Any:
+        value = fields.get(key)
+        return extra.get(key) if value is None and key not in fields else value
+
+    return read
+
+
 def response_attributes(response: Any) -> dict[str, Any]:
-    """What a response snapshot reveals: ids, model, usage, conversation, the agent's version."""
-    response_id = text(response, "id")
-    usage = get(response, "usage")
-    conversation = conversation_id(get(response, "conversation"))
-    reference = echoed_reference(response)
-    return attrs.without_none(
-        {
-            # As on classic run spans: the id is azure.ai.agents.run.id and the model gen_ai.request.model (no
-            # gen_ai.response.id / .model on invoke_agent: see attributes.run_attributes).
-            attrs.RUN_ID: response_id,
-            # The effective settings, as classic runs take them from the run object (the agent's unless overridden).
-            gen_ai.GEN_AI_REQUEST_MODEL: text(response, "model"),
-            gen_ai.GEN_AI_REQUEST_TEMPERATURE: attrs.number(get(response, "temperature")),
-            gen_ai.GEN_AI_REQUEST_TOP_P: attrs.number(get(response, "top_p")),
-            gen_ai.GEN_AI_REQUEST_MAX_TOKENS: _int(get(response, "max_output_tokens")),
-            gen_ai.GEN_AI_USAGE_INPUT_TOKENS: integer(usage, "input_tokens"),
-            gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS: integer(usage, "output_tokens"),
-            gen_ai.GEN_AI_CONVERSATION_ID: conversation,
-            AGENT_VERSION: _version(get(reference, "version")),
-        }
-    )
+    """What a response snapshot reveals: ids, model, settings, usage, conversation, the agent's version.
+
+    As on classic run spans: the id is ``azure.ai.agents.run.id`` and the model ``gen_ai.request.model`` (no
+    ``gen_ai.response.id`` / ``.model`` on ``invoke_agent``), and the settings are the effective ones (the agent's
+    unless the request overrode them). Runs once per invocation: written for speed."""
+    read = reader(response)
+    out: dict[str, Any] = {}
+    value = read("id")
+    if type(value) is str and value:
+        out[attrs.RUN_ID] = value if len(value) <= attrs.MAX_TEXT else attrs.bounded(value)
+    value = read("model")
+    if type(value) is str and value:
+        out[gen_ai.GEN_AI_REQUEST_MODEL] = value if len(value) <= attrs.MAX_TEXT else attrs.bounded(value)
+    for key, name in _NUMBERS:
+        value = read(key)
+        if value is not None:
+            number = value if type(value) is float and math.isfinite(value) else attrs.number(value)
+            if number is not None:
+                out[name] = number
+    value = _int(read("max_output_tokens"))
+    if value is not None:
+        out[gen_ai.GEN_AI_REQUEST_MAX_TOKENS] = value
+    usage = read("usage")
+    if usage is not None:
+        read_usage = reader(usage)
+        for key, name in _USAGE:
+            value = read_usage(key)
+            if type(value) is int and abs(value) < 2**63:
+                out[name] = value
+    value = read("conversation")
+    if value is not None:
+        conversation = conversation_id(value)
+        if conversation:
+            out[gen_ai.GEN_AI_CONVERSATION_ID] = conversation
+    reference = read("agent_reference") or read("agent")
+    if reference is not None:
+        version = _version(get(reference, "version"))
+        if version:
+            out[AGENT_VERSION] = version
+    return out
+
+
+_NUMBERS = (("temperature", gen_ai.GEN_AI_REQUEST_TEMPERATURE), ("top_p", gen_ai.GEN_AI_REQUEST_TOP_P))
+_USAGE = (("input_tokens", gen_ai.GEN_AI_USAGE_INPUT_TOKENS), ("output_tokens", gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS))
 
 
 def error_of(response: Any, status: Optional[str]) -> Optional[tuple[str, Optional[str]]]:
@@ -193,13 +260,6 @@ def error_of(response: Any, status: Optional[str]) -> Optional[tuple[str, Option
 
 
 # --- output items -------------------------------------------------------------------------------------------
-def is_server_tool(item: Any) -> bool:
-    """A server-side tool item (``code_interpreter_call``, ``file_search_call``, ``mcp_call``, types not invented
-    yet ending in ``_call``); function calls and other client-side calls are the app's."""
-    item_type = get(item, "type")
-    return isinstance(item_type, str) and item_type.endswith("_call") and item_type not in CLIENT_SIDE_ITEMS
-
-
 def tool_call(item: Any, with_content: bool) -> attrs.ToolCall:
     """A server-side tool item as the classic :class:`~.attributes.ToolCall` (same span shape and types)."""
     item_type = text(item, "type") or "unknown_call"
@@ -227,13 +287,6 @@ def tool_error(item: Any) -> Optional[tuple[str, Optional[str]]]:
     return None
 
 
-def function_calls(output: Any) -> list[Any]:
-    """The ``function_call`` items of a response's output: calls the app must answer."""
-    if not isinstance(output, list):
-        return []
-    return [item for item in output if get(item, "type") == "function_call"]
-
-
 def answered_call_ids(given: Any) -> list[str]:
     """Call ids of the ``function_call_output`` items in a request's ``input``."""
     if not isinstance(given, (list, tuple)):
@@ -247,14 +300,35 @@ def answered_call_ids(given: Any) -> list[str]:
     return ids
 
 
-def finish_reason(items: list[Any], status: Optional[str], response: Any) -> Optional[str]:
+def scan(items: Any) -> tuple[list[Any], bool, list[int]]:
+    """One pass over a finished response's output items: the ``function_call`` items (the app answers them),
+    whether the response asks the app for anything (a function, a computer action, an MCP approval), and the
+    indices of the server-side tool items (``execute_tool`` spans)."""
+    calls: list[Any] = []
+    tools: list[int] = []
+    asks = False
+    if not isinstance(items, list):
+        return calls, asks, tools
+    for index, item in enumerate(items):
+        kind = get(item, "type")
+        if not isinstance(kind, str):
+            continue
+        if kind == "function_call":
+            calls.append(item)
+            asks = True
+        elif kind in CLIENT_SIDE_ITEMS or kind == "mcp_approval_request":
+            asks = True
+        elif kind.endswith("_call"):
+            tools.append(index)
+    return calls, asks, tools
+
+
+def finish_reason(asks: bool, status: Optional[str], response: Any) -> Optional[str]:
     """Why the model stopped, in the conventions' words: ``tool_call`` when the response asks the app for tool
     calls (functions, computer actions, MCP approvals), ``stop`` when it completed, ``length`` /
     ``content_filter`` for an incomplete response cut for that reason, ``error`` when it failed, else the status."""
-    for item in items:
-        kind = get(item, "type")
-        if kind in CLIENT_SIDE_ITEMS or kind == "mcp_approval_request":
-            return "tool_call"
+    if asks:
+        return "tool_call"
     if status == "completed":
         return "stop"
     if status == "failed":

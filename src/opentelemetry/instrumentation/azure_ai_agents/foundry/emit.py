@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping, Optional
 
 from opentelemetry.trace import SpanKind, Tracer
@@ -26,19 +25,31 @@ if TYPE_CHECKING:  # pragma: no cover
     from .invocations import Invocation
 
 
-@dataclass(frozen=True)
 class Outcome:
     """What a finished response said, kept until the invocation completes (perhaps after a read of its agent)."""
 
-    response: Any
-    items: list[Any]
-    finish: Optional[str]
-    end_ns: int
-    error_type: Optional[str]
-    response_id: Optional[str] = None
-    conversation: Optional[str] = None
-    #: the span's attributes from the response, completed with the agent's and set in one call
-    attributes: dict[str, Any] = field(default_factory=dict)
+    __slots__ = ("response", "items", "finish", "end_ns", "error_type", "response_id", "conversation", "attributes")
+
+    def __init__(
+        self,
+        response: Any,
+        items: list[Any],
+        finish: Optional[str],
+        end_ns: int,
+        error_type: Optional[str],
+        response_id: Optional[str],
+        conversation: Optional[str],
+        attributes: dict[str, Any],
+    ) -> None:
+        self.response = response
+        self.items = items
+        self.finish = finish
+        self.end_ns = end_ns
+        self.error_type = error_type
+        self.response_id = response_id
+        self.conversation = conversation
+        #: the span's attributes from the response, completed with the agent's and set in one call
+        self.attributes = attributes
 
 
 class InvocationContent:

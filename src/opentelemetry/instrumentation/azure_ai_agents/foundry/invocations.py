@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
 from opentelemetry import trace
@@ -62,35 +61,60 @@ _log = logging.getLogger(__name__)
 MAX_REQUESTED_CALLS = 4096
 #: Streamed output items tracked per invocation (their client-side windows).
 MAX_ITEMS_PER_INVOCATION = 256
+_USAGE_KEYS = (conv.USAGE_INPUT_TOKENS, conv.USAGE_OUTPUT_TOKENS)
 
 
-@dataclass(eq=False)
+_NO_USAGE: Mapping[str, Any] = {}
+
+
 class Invocation:
-    """One agent invocation while its span is open."""
+    """One agent invocation while its span is open. (A plain slotted class: one is made per agent call.)"""
 
-    span: Span
-    context: Context
-    start_ns: int
-    model: Optional[str]
-    last_seen: float
-    agent_name: Optional[str] = None
-    version: Optional[str] = None  #: asked for in the request's reference
-    via_endpoint: bool = False  #: made through the agent's endpoint client
-    client: Any = None  #: the openai client it was made with (reads of its agent go through it)
-    endpoint: Optional[str] = None  #: the project endpoint
-    server: Mapping[str, Any] = field(default_factory=dict)
-    response_id: Optional[str] = None
-    status: Optional[str] = None
-    finishing: bool = False
-    first_chunk_s: Optional[float] = None
-    usage: dict[str, Any] = field(default_factory=dict)
-    #: streamed output items: output_index -> (seen added at ns, seen done at ns or None)
-    item_windows: dict[int, tuple[int, Optional[int]]] = field(default_factory=dict)
-    #: server-side tool items already given a span (by item id)
-    emitted: set[str] = field(default_factory=set)
-    content: Optional[InvocationContent] = None  #: what the request said (content capture only)
-    output_type: Optional[str] = None  #: asked for in the request
-    conversation: Optional[str] = None
+    __slots__ = (
+        "span", "context", "start_ns", "model", "last_seen", "agent_name", "version", "via_endpoint", "client",
+        "endpoint", "server", "response_id", "status", "finishing", "first_chunk_s", "usage", "item_windows",
+        "emitted", "content", "output_type", "conversation", "__weakref__",
+    )
+
+    def __init__(
+        self,
+        span: Span,
+        context: Context,
+        start_ns: int,
+        model: Optional[str],
+        last_seen: float,
+        agent_name: Optional[str] = None,
+        version: Optional[str] = None,
+        via_endpoint: bool = False,
+        client: Any = None,
+        endpoint: Optional[str] = None,
+        server: Mapping[str, Any] = _NO_USAGE,
+        output_type: Optional[str] = None,
+        conversation: Optional[str] = None,
+    ) -> None:
+        self.span = span
+        self.context = context
+        self.start_ns = start_ns
+        self.model = model
+        self.last_seen = last_seen
+        self.agent_name = agent_name
+        self.version = version  #: asked for in the request's reference
+        self.via_endpoint = via_endpoint  #: made through the agent's endpoint client
+        self.client = client  #: the openai client it was made with (reads of its agent go through it)
+        self.endpoint = endpoint  #: the project endpoint
+        self.server = server
+        self.output_type = output_type  #: asked for in the request
+        self.conversation = conversation
+        self.response_id: Optional[str] = None
+        self.status: Optional[str] = None
+        self.finishing = False
+        self.first_chunk_s: Optional[float] = None
+        self.usage: Mapping[str, Any] = _NO_USAGE
+        #: streamed output items: output_index -> (seen added at ns, seen done at ns or None); made when streamed
+        self.item_windows: Optional[dict[int, tuple[int, Optional[int]]]] = None
+        #: server-side tool items already given a span (by item id); made at the first one
+        self.emitted: Optional[set[str]] = None
+        self.content: Optional[InvocationContent] = None  #: what the request said (content capture only)
 
 
 class Invocations:
@@ -239,14 +263,18 @@ class Invocations:
 
     def item_added(self, invocation: Invocation, index: Any) -> None:
         """A streamed output item started: the client-side start of its tool span."""
-        if isinstance(index, int) and len(invocation.item_windows) < MAX_ITEMS_PER_INVOCATION:
-            invocation.item_windows.setdefault(index, (time.time_ns(), None))
+        windows = invocation.item_windows
+        if windows is None:
+            windows = invocation.item_windows = {}
+        if isinstance(index, int) and len(windows) < MAX_ITEMS_PER_INVOCATION:
+            windows.setdefault(index, (time.time_ns(), None))
 
     def item_done(self, invocation: Invocation, index: Any) -> None:
         """A streamed output item finished: the client-side end of its tool span."""
-        window = invocation.item_windows.get(index) if isinstance(index, int) else None
+        windows = invocation.item_windows
+        window = windows.get(index) if windows is not None and isinstance(index, int) else None
         if window is not None and window[1] is None:
-            invocation.item_windows[index] = (window[0], time.time_ns())
+            windows[index] = (window[0], time.time_ns())  # type: ignore[index]
 
     def open_invocation(self, response_id: Any) -> Optional[Invocation]:
         return self.registry.get(response_id)
@@ -310,28 +338,30 @@ class Invocations:
         span is not recorded); they are set with the agent's, in one call, by :meth:`_complete`."""
         end_ns = time.time_ns()
         span = invocation.span
-        output = rattrs.get(response, "output")
+        read = rattrs.reader(response)
+        output = read("output")
         items = output if isinstance(output, list) else []
-        calls = rattrs.function_calls(items)
+        calls, asks, tools = rattrs.scan(items)
         if calls:
             context = span.get_span_context()
             for call in calls:
                 call_id = rattrs.text(call, "call_id")
                 if call_id:
                     self._requested.put(call_id, context)
-        error = rattrs.error_of(response, status)
+        error = rattrs.error_of(response, status) if status in rattrs.ERROR_STATUSES else None
+        model = snapshot.get(conv.REQUEST_MODEL)
         if invocation.model is None:
-            invocation.model = rattrs.text(response, "model")
+            invocation.model = model if model is not None else attrs.bounded(read("model"))
         if not snapshot:
             self._end(invocation, end_ns, error[0] if error else None)
             return
-        finish = rattrs.finish_reason(items, status, response)
-        reference = rattrs.echoed_reference(response)
-        name = rattrs.text(reference, "name")
-        if name and not invocation.agent_name:
-            invocation.agent_name = name
-            snapshot[conv.AGENT_NAME] = name
-            span.update_name(conv.span_name(conv.INVOKE_AGENT, name))
+        finish = rattrs.finish_reason(asks, status, response)
+        if not invocation.agent_name:
+            name = rattrs.text(read("agent_reference") or read("agent"), "name")
+            if name:
+                invocation.agent_name = name
+                snapshot[conv.AGENT_NAME] = name
+                span.update_name(conv.span_name(conv.INVOKE_AGENT, name))
         version = snapshot.get(conv.AGENT_VERSION) or invocation.version
         if calls:
             snapshot[rattrs.REQUIRED_TOOL_CALLS] = len(calls)
@@ -340,17 +370,15 @@ class Invocations:
         if finish:
             snapshot[conv.RESPONSE_FINISH_REASONS] = (finish,)
         if invocation.output_type is None:
-            invocation.output_type = rattrs.json_output_type(rattrs.get(response, "text"))
+            invocation.output_type = rattrs.json_output_type(read("text"))
             if invocation.output_type is not None:
                 snapshot[conv.OUTPUT_TYPE] = invocation.output_type
-        for index, item in enumerate(items):
-            if rattrs.is_server_tool(item):
-                self._tool_span(invocation, index, item, end_ns)
+        for index in tools:
+            self._tool_span(invocation, index, items[index], end_ns)
         if error:
             span.set_status(Status(StatusCode.ERROR, error[1] or error[0]))
-        invocation.usage = {
-            k: snapshot[k] for k in (conv.USAGE_INPUT_TOKENS, conv.USAGE_OUTPUT_TOKENS) if k in snapshot
-        }
+        if conv.USAGE_INPUT_TOKENS in snapshot or conv.USAGE_OUTPUT_TOKENS in snapshot:
+            invocation.usage = {k: snapshot[k] for k in _USAGE_KEYS if k in snapshot}
         conversation = snapshot.get(conv.CONVERSATION_ID) or invocation.conversation
         outcome = Outcome(
             response, items, finish, end_ns, error[0] if error else None, response_id, conversation, snapshot
@@ -403,11 +431,13 @@ class Invocations:
     def _tool_span(self, invocation: Invocation, index: int, item: Any, end_ns: int) -> None:
         info = rattrs.tool_call(item, self._content.enabled)
         if info.id is not None:
-            if info.id in invocation.emitted:
+            if invocation.emitted is None:
+                invocation.emitted = set()
+            elif info.id in invocation.emitted:
                 return
             invocation.emitted.add(info.id)
         start, end = invocation.start_ns, end_ns
-        window = invocation.item_windows.get(index)
+        window = invocation.item_windows.get(index) if invocation.item_windows else None
         if window is not None:
             start, end = window[0], window[1] or end_ns
         status = rattrs.text(item, "status")
