@@ -33,7 +33,7 @@ def emulator() -> Iterator[AgentsEmulator]:
         yield emu
 
 
-_AGENT_OPS = ("create_agent", "update_agent")
+_AGENT_OPS = ("create_agent", "update_agent", "delete_agent")
 
 
 class Telemetry:
@@ -55,8 +55,8 @@ class Telemetry:
 
     @property
     def spans(self) -> list[ReadableSpan]:
-        """The run traces' spans: everything but the agent lifecycle spans (``create_agent`` / ``update_agent``,
-        separate traces of their own, checked in test_substance)."""
+        """The run traces' spans: everything but the agent lifecycle spans (``create_agent`` / ``update_agent`` /
+        ``delete_agent``, separate traces of their own, checked in test_substance)."""
         return [s for s in self.all_spans if (s.attributes or {}).get("gen_ai.operation.name") not in _AGENT_OPS]
 
     def named(self, prefix: str) -> list[ReadableSpan]:

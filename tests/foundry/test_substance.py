@@ -235,3 +235,29 @@ def test_posted_items_are_kept_only_with_capture_on(instrument: Any, openai_clie
     openai_client.conversations.create(items=[{"type": "message", "role": "user", "content": "kept?"}])
 
     assert len(invocations.posted) == (1 if capture else 0)
+
+
+PROJECT_ID = "/subscriptions/0/resourceGroups/rg/providers/Microsoft.CognitiveServices/accounts/a/projects/p"
+
+
+@pytest.mark.parametrize("how", ["argument", "environment"])
+def test_the_project_id_is_recorded_when_configured(
+    instrument: Any, openai_client: Any, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    if how == "argument":
+        telemetry = instrument(foundry_project_id=PROJECT_ID)
+    else:
+        monkeypatch.setenv("OTEL_INSTRUMENTATION_AZURE_AI_AGENTS_FOUNDRY_PROJECT_ID", PROJECT_ID)
+        telemetry = instrument()
+    openai_client.responses.create(input="Hi", extra_body=agent_ref("message"))
+
+    (span,) = telemetry.run_spans()
+    assert attributes(span)["microsoft.foundry.project.id"] == PROJECT_ID
+
+
+def test_the_project_id_is_absent_unless_configured(instrument: Any, openai_client: Any) -> None:
+    telemetry = instrument()
+    openai_client.responses.create(input="Hi", extra_body=agent_ref("message"))
+
+    (span,) = telemetry.run_spans()
+    assert "microsoft.foundry.project.id" not in attributes(span)
