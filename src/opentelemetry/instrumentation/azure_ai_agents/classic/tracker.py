@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, Iterable, Mapping, Optional
+from typing import Any, Iterable, Mapping, Optional
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -40,6 +40,7 @@ from ..core.metrics import RunMetrics
 from . import attributes as cattrs
 from .agents import AgentCache
 from .message_reads import PostedMessages
+from .reads import ReadPlan, RunReader, RunReads
 from .registry import Registry, Run
 from .run_state import RunContent, RunState, TrackerConfig
 from .spans import RunSpans
@@ -209,27 +210,61 @@ class RunTracker:
             if run.state.children_emitted:
                 self.spans.emit_children(run)
 
-    def fetch_steps(self, run: Run, fetch: Callable[[float], Any], owner: Any = None) -> None:
-        """Lists an ended run's steps off the app's path; the run ends when the listing is done (or cannot be)."""
+    def read_and_finish(
+        self, run: Run, reader: Optional[RunReader], instance: Any, is_async: bool, list_steps: bool = True
+    ) -> None:
+        """A run just ended (the caller got it from :meth:`observe_run` or :meth:`end_now`): decides what only
+        we can still read for it (:meth:`plan_reads`), has ``reader`` read that off the app's path (the
+        fetcher), then ends it (:meth:`finish_run`) with what was read. Whatever happens, the run ends."""
+        submitted = False
+        try:
+            plan = self.plan_reads(run, reader is not None and list_steps)
+            if reader is None or plan.empty:
+                return
+            job = reader.job(instance, plan, is_async)
 
-        def done(listing: Any, reason: Optional[str]) -> None:
-            self.finish_run(run, listing, unavailable=reason)
+            def done(reads: Optional[RunReads], reason: Optional[str]) -> None:
+                self.finish_run(run, reads, unavailable=reason)
 
-        self.fetcher.submit("steps", run.run_id or str(id(run)), fetch, done, owner=owner)
+            self.fetcher.submit("steps", run.run_id or str(id(run)), job, done, owner=reader.owner(instance))
+            submitted = True
+        finally:
+            if not submitted:
+                self.finish_run(run)
 
-    def finish_run(self, run: Run, listing: Any = None, unavailable: Optional[str] = None) -> None:
-        """Emits step and tool spans, sets the final status and ends the run span at the time its terminal
-        status was observed. ``listing`` holds the steps listed for it (``steps.Listing``), ``unavailable``
-        says why they could not be listed."""
+    def plan_reads(self, run: Run, list_steps: bool) -> ReadPlan:
+        """What to read for a run that just ended: its steps (when listing on completion is on), its agent
+        (once per agent id, when nothing else showed it), its answer (content capture on)."""
+        with run.lock:
+            content = run.state.content if self._content.enabled else None
+            return ReadPlan(
+                thread_id=run.thread_id,
+                run_id=run.run_id,
+                list_steps=list_steps and self.config.list_steps_on_completion,
+                agent_id=run.state.agent_id if self.agents.claim_lookup(run.state.agent_id) else None,
+                messages_known=frozenset(content.messages) if content is not None else None,
+                message_ids=tuple(content.message_ids) if content is not None else (),
+            )
+
+    def finish_run(self, run: Run, reads: Optional[RunReads] = None, unavailable: Optional[str] = None) -> None:
+        """Folds what our reads found into the run, emits step and tool spans, sets the final status and ends
+        the run span at the time its terminal status was observed. ``unavailable`` says why the steps could
+        not be listed."""
+        if reads is not None:
+            if reads.agent is not None:
+                self.learn_agent(reads.agent)  # names this agent's other open runs too (their own locks)
+            if reads.messages:
+                self.observe_messages(reads.messages)
         state = run.state
         with run.lock:
             if state.ended:
                 return
             end_ns = state.end_ns or time.time_ns()
             try:
-                if listing is not None:  # a ``steps.Listing``, or steps
-                    state.store_steps(getattr(listing, "steps", listing))
-                    state.steps_dropped += getattr(listing, "dropped", 0)
+                listing = reads.listing if reads is not None else None
+                if listing is not None:
+                    state.store_steps(listing.steps)
+                    state.steps_dropped += listing.dropped
                 if unavailable is not None:
                     self.spans.set_run_attribute(run, attrs.RUN_STEPS_UNAVAILABLE, unavailable)
                 self.spans.emit_children(run)
@@ -357,11 +392,6 @@ class RunTracker:
         agent = self.agents.get(agent_id)
         return agent.name if agent is not None else None
 
-    def agent_to_look_up(self, run: Run) -> Optional[str]:
-        """The run's agent id when nothing is known about that agent and nobody looked it up yet (once per id)."""
-        agent_id = run.state.agent_id
-        return agent_id if self.agents.claim_lookup(agent_id) else None
-
     # ---- messages (content capture only) ------------------------------------------------------------------
     def message_posted(self, thread_id: Any, message: Any) -> None:
         """The app posted a message to a thread: the next run on that thread consumed it (its input)."""
@@ -379,11 +409,6 @@ class RunTracker:
             with run.lock:
                 if run.state.content is not None and not run.state.ended:
                     run.state.content.observe_messages([message])
-
-    def messages_to_fetch(self, run: Run) -> bool:
-        """True when content capture is on and the run created messages whose content we have not seen."""
-        content = run.state.content
-        return self._content.enabled and content is not None and bool(content.missing_messages())
 
     def _metadata(self, metadata: Any) -> dict[str, str]:
         return attrs.metadata_attributes(metadata, self.config.metadata_keys) if self.config.metadata_keys else {}
