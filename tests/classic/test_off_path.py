@@ -259,7 +259,7 @@ def test_late_step_listings_release_step_objects(emulator, instrument):
     tracker = AzureAgentInstrumentor()._tracker  # noqa: SLF001 - what the registry still holds
     assert tracker is not None
     for run in runs:
-        kept = tracker.registry.known_run(run.id)
+        kept = tracker.registry.known_item(run.id)
         assert kept is not None and kept.state.steps == {} and kept.state.calls == {}
         assert len(kept.state.emitted) >= 2
     gc.collect()

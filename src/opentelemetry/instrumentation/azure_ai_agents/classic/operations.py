@@ -15,7 +15,7 @@ from typing import Any, Optional
 from ..core import attributes as attrs
 from ..core.calls import Arg, Call, Operation, guarded
 from .reads import RunReader
-from .registry import Run
+from .runs import Run
 from .steps import ObservedPages
 from .tracker import RunTracker
 

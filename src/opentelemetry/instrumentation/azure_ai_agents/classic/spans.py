@@ -24,8 +24,8 @@ from ..core import conventions as conv
 from ..core import messages
 from ..core.spans import SpanEmitter, clamp, record_exception
 from . import attributes as cattrs
-from .registry import Run
 from .run_state import PendingCall
+from .runs import Run
 
 StepCalls = list[tuple[attrs.ToolCall, Optional[PendingCall]]]
 

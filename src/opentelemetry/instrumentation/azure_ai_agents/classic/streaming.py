@@ -32,7 +32,7 @@ from ..core.calls import Arg, Call, Operation, guarded
 from . import attributes as cattrs
 from .operations import CreateRun, SubmitToolOutputs
 from .reads import RunReader
-from .registry import Run
+from .runs import Run
 from .tracker import RunTracker
 
 _log = logging.getLogger(__name__)

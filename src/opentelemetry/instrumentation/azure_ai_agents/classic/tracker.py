@@ -41,8 +41,8 @@ from . import attributes as cattrs
 from .agents import AgentCache
 from .message_reads import PostedMessages
 from .reads import ReadPlan, RunReader, RunReads
-from .registry import Registry, Run
 from .run_state import RunContent, RunState, TrackerConfig
+from .runs import Run, RunRegistry
 from .spans import RunSpans
 
 __all__ = ["LiveTool", "RunTracker"]
@@ -74,7 +74,7 @@ class RunTracker:
         self.config = config or TrackerConfig()
         self._metrics = metrics
         self.spans = RunSpans(tracer, content, metrics)
-        self.registry = Registry(self.config)
+        self.registry = RunRegistry(self.config)
         self.spans.find_run = self._run_span_context
         self.agents = AgentCache()
         self.fetcher = Fetcher(timeout_s=self.config.fetch_timeout_s)
@@ -156,21 +156,21 @@ class RunTracker:
     # ---- observing a run -----------------------------------------------------------------------------
     def context_for(self, run_id: Any) -> Optional[Context]:
         """The context to make current while the app calls the service about an open run."""
-        run = self.registry.open_run(run_id)
+        run = self.registry.open_item(run_id)
         return run.context if run is not None else None
 
     def open_state(self, run_id: Any) -> Optional[Run]:
         """An open run (a streamed run continued by ``submit_tool_outputs_stream``)."""
-        return self.registry.open_run(run_id)
+        return self.registry.open_item(run_id)
 
     def knows(self, run_id: Any) -> bool:
         """True for a run that is open or recently finished (its steps can still be emitted)."""
-        return self.registry.known_run(run_id) is not None
+        return self.registry.known_item(run_id) is not None
 
     def observe_run(self, snapshot: Any, sent_ns: Optional[int] = None) -> Optional[Run]:
         """Folds a run snapshot into its span. Returns the run exactly once: when it just ended; the caller
         then has its steps listed (off the app's path) and calls :meth:`finish_run`."""
-        run = self.registry.open_run(attrs.text_field(snapshot, "id"))
+        run = self.registry.open_item(attrs.text_field(snapshot, "id"))
         if run is None:
             return None
         with run.lock:
@@ -193,7 +193,7 @@ class RunTracker:
     def tool_outputs_submitted(self, run_id: Any, outputs: Any) -> None:
         """The app answered a ``requires_action`` (tool outputs, or tool approvals when ``outputs`` is None):
         ends the client-side timing of the function calls it answered."""
-        run = self.registry.open_run(run_id)
+        run = self.registry.open_item(run_id)
         if run is None:
             return
         with run.lock:
@@ -202,7 +202,7 @@ class RunTracker:
 
     def observe_steps(self, run_id: Any, steps: Iterable[Any]) -> None:
         """Remembers run steps (latest snapshot wins). Steps of an already-finished run are emitted at once."""
-        run = self.registry.known_run(run_id)
+        run = self.registry.known_item(run_id)
         if run is None:
             return
         with run.lock:
@@ -357,7 +357,7 @@ class RunTracker:
 
     def _run_span_context(self, run_id: str) -> Optional[Any]:
         """The span context of a run we trace (open or recently finished), for links to it."""
-        run = self.registry.known_run(run_id)
+        run = self.registry.known_item(run_id)
         return run.span.get_span_context() if run is not None else None
 
     # ---- agents ----------------------------------------------------------------------------------------
@@ -403,7 +403,7 @@ class RunTracker:
         if not self._content.enabled:
             return
         for message in items:
-            run = self.registry.known_run(attrs.text_field(message, "run_id"))
+            run = self.registry.known_item(attrs.text_field(message, "run_id"))
             if run is None:
                 continue
             with run.lock:
@@ -431,7 +431,7 @@ class RunTracker:
 
     @property
     def open_runs(self) -> int:
-        return self.registry.open_runs
+        return self.registry.open_count
 
     # ---- internals -------------------------------------------------------------------------------------
     @staticmethod
