@@ -286,6 +286,24 @@ def _run_bounded(calls: Sequence[Callable[[], Any]], deadline: float, what: str)
 
 
 # ---- configure_telemetry ---------------------------------------------------------------------------------
+#: What installs the OpenTelemetry SDK, which this package does not depend on (the instrumentation needs only the
+#: API); every exporter extra brings it.
+SDK_HINT = f'pip install opentelemetry-sdk  (or an exporter extra, e.g. pip install "{PACKAGE}[otlp]")'
+
+
+def _require_sdk() -> None:
+    """Raises an ImportError naming the ``pip install`` that fixes it when the OpenTelemetry SDK is missing."""
+    try:
+        import opentelemetry.sdk.metrics  # noqa: F401
+        import opentelemetry.sdk.trace  # noqa: F401
+    except ImportError as error:
+        raise ImportError(
+            f"configure_telemetry() needs the OpenTelemetry SDK, which {PACKAGE} does not install by itself "
+            f"({error}). Install it with: {SDK_HINT}",
+            name=error.name,
+        ) from error
+
+
 def _resource(service_name: Optional[str]) -> Any:
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 
@@ -325,10 +343,12 @@ def configure_telemetry(
             ``list_steps_on_completion``, ``max_open_runs``, ``run_idle_timeout``).
 
     Raises:
-        ImportError: a chosen exporter is not installed (the message names the extra).
+        ImportError: the OpenTelemetry SDK or a chosen exporter is not installed (the message names the
+            ``pip install``).
         ValueError: an unknown exporter name, an unsupported OTLP protocol, or a missing key / connection string.
         RuntimeError: the SDKs are already instrumented (by an earlier call or ``opentelemetry-instrument``).
     """
+    _require_sdk()
     from . import AzureAgentInstrumentor
 
     if not instrument and instrument_kwargs:
