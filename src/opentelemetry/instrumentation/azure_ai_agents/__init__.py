@@ -6,7 +6,8 @@ Usage::
 
     AzureAgentInstrumentor().instrument()
 
-or zero-code: ``opentelemetry-instrument python app.py`` (entry point ``azure_ai_agents``).
+or zero-code: ``OTEL_METRICS_EXPORTER=none opentelemetry-instrument python app.py`` (entry point
+``azure_ai_agents``; name a metrics exporter, or none: the distro's default OTLP one waits for localhost:4317).
 Works with ``azure-ai-agents`` 1.x and the legacy ``azure-ai-projects`` 1.0.0bX (classic runs), and with the new
 Foundry agents of ``azure-ai-projects`` >= 2 (agent invocations on the Responses API), whichever is installed.
 """

@@ -26,7 +26,7 @@ from opentelemetry.semconv.attributes import error_attributes as _error
 from opentelemetry.semconv.attributes import server_attributes as _server
 
 # --- version ------------------------------------------------------------------------------------------------
-#: The conventions this release follows (stated in the README too).
+#: The conventions this release follows (stated in docs/spans-and-attributes.md too).
 CONVENTIONS: Final = "OpenTelemetry GenAI semantic conventions, development registry 1.42.0-dev (core 1.44.0)"
 #: The tracer's and meter's schema URL: the GenAI registry's own (development) schema.
 SCHEMA_URL: Final = "https://opentelemetry.io/schemas/gen-ai-dev/1.42.0-dev"
