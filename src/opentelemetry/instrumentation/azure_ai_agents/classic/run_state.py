@@ -118,6 +118,9 @@ class RunState:
             self.transitions.append((now_ns, status, previous, required, action_type))  # type: ignore[arg-type]
             attributes = cattrs.run_attributes(run)
             attributes[attrs.RUN_STATUS] = status
+            reason = cattrs.finish_reason(run, status) if terminal else None
+            if reason:
+                attributes[gen_ai.GEN_AI_RESPONSE_FINISH_REASONS] = (reason,)
             self.usage = {
                 k: v
                 for k, v in attributes.items()
