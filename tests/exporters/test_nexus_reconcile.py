@@ -13,7 +13,6 @@ from opentelemetry.exporter.nexus.sender import MAX_UNKNOWN_LOOKUPS
 from tests.exporters.test_nexus_faults import nexus_warnings, pipeline, run
 from tests.fakes.nexus_server import CREATE_SPAN, CREATE_TRACE, GET_TRACE, LIST_TRACES, NexusServer
 
-
 #: Rounds only when the test asks (force_flush): the exporter's own retry timer waits 30 s.
 NO_TIMER = dict(backoff_base=30.0, backoff_max=30.0)
 
