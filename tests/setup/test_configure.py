@@ -380,3 +380,22 @@ def test_global_providers_are_set_once_and_only_when_asked(tmp_path):
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"first": True, "second": False, "pinned": False, "global_is_first": True}
     assert "Overriding of current TracerProvider is not allowed" not in done.stderr
+
+
+@pytest.mark.parametrize(("env", "expected"), [(None, 16_384), ("4096", 4096)])
+def test_nexus_gets_a_queue_that_holds_a_burst_unless_the_sdk_variable_says_otherwise(
+    monkeypatch, handles, env, expected
+):
+    """Nexus costs one request per span: the SDK's default batch queue (2,048 spans) drops runs in a burst."""
+    with NexusServer() as nexus:
+        monkeypatch.setenv("NEXUS_API_KEY", nexus.api_key)
+        monkeypatch.setenv("NEXUS_ENDPOINT", nexus.url)
+        if env is None:
+            monkeypatch.delenv("OTEL_BSP_MAX_QUEUE_SIZE", raising=False)
+        else:
+            monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", env)
+        handle = _configure(handles, "nexus,otlp", instrument=False)
+        processors = handle.tracer_provider._active_span_processor._span_processors
+        sizes = [p._batch_processor._max_queue_size for p in processors]
+        assert sizes == [expected, int(env or 2048)]  # nexus, then otlp (the SDK's default)
+        handle.shutdown(timeout_s=5)
