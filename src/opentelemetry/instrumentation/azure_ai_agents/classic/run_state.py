@@ -75,6 +75,12 @@ class RunState:
     children_emitted: bool = False  # the run ended and its step/tool spans were emitted once
     first_chunk_s: Optional[float] = None  # streamed runs: seconds from create to the first event
     awaiting_outputs: bool = False  # requires_action observed and not answered yet
+    #: seconds in the service's queue, from the newest snapshot that showed them (see ``attributes.run_queue_time``)
+    queue_time_s: Optional[float] = None
+    #: client wall-clock ns (``time.time_ns``) spent waiting for the app's outputs in the rounds already answered
+    tool_wait_ns: int = 0
+    #: when the current ``requires_action`` round was first seen (None: not waiting for the app)
+    waiting_since_ns: Optional[int] = None
     transitions: list[Transition] = field(default_factory=list)
     #: attributes from allowed metadata keys (``azure.ai.agents.run.metadata.*``), set once
     metadata_done: bool = False
@@ -104,8 +110,14 @@ class RunState:
             new_calls = self.note_required_calls(run, now_ns, capture_arguments)
             if changed or new_calls:
                 self.awaiting_outputs = True
+                if self.waiting_since_ns is None:
+                    self.waiting_since_ns = now_ns
         elif status is not None:
             self.awaiting_outputs = False
+            self._stop_waiting(now_ns)  # the run moved on without the app (cancelled, expired, ...)
+        queue_time = cattrs.run_queue_time(run)
+        if queue_time is not None:
+            self.queue_time_s = queue_time
         terminal = status in cattrs.TERMINAL_STATUSES
         if terminal:
             self.end_ns = now_ns
@@ -161,6 +173,7 @@ class RunState:
         """The app answered ``requires_action``: ends the client-side timing of the calls it answered."""
         self.last_seen = monotonic
         self.awaiting_outputs = False
+        self._stop_waiting(now_ns)
         if not isinstance(outputs, Iterable) or isinstance(outputs, (str, bytes, Mapping)):
             return
         for output in outputs:
@@ -176,6 +189,29 @@ class RunState:
                 call.submitted_ns = now_ns
             if capture:
                 call.output = attrs.field(output, "output")
+
+    # ---- where the run's time went ---------------------------------------------------------------------
+    def _stop_waiting(self, now_ns: int) -> None:
+        if self.waiting_since_ns is not None:
+            self.tool_wait_ns += max(now_ns - self.waiting_since_ns, 0)
+            self.waiting_since_ns = None
+
+    def timings(self, end_ns: int) -> tuple[Optional[float], Optional[float]]:
+        """``(queue time, tool-wait time)`` in seconds, for the run span and the histograms.
+
+        * Queue time: the service's clock (its ``created_at`` -> ``started_at`` stamps), None until known.
+        * Tool-wait time: the client's wall clock (``time.time_ns``, the clock of the span timestamps), from the
+          first poll response or stream event that showed a ``requires_action`` round to the
+          ``submit_tool_outputs`` call that answered it (measured when the call is made), summed over rounds; a
+          round never answered counts until the run left ``requires_action`` or, still waiting, until ``end_ns``.
+          0.0 for a run that never waited; None for a run the service never created (no run id).
+        """
+        if self.run_id is None:
+            return self.queue_time_s, None
+        waited = self.tool_wait_ns
+        if self.waiting_since_ns is not None:
+            waited += max(end_ns - self.waiting_since_ns, 0)
+        return self.queue_time_s, waited / 1e9
 
     # ---- steps -----------------------------------------------------------------------------------------
     def store_steps(self, steps: Iterable[Any]) -> None:

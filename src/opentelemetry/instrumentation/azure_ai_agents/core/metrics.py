@@ -4,7 +4,9 @@
   ``error.type`` for runs that ended badly or whose driving call raised) and one per tool call
   (``execute_tool``, with ``gen_ai.tool.name`` / ``gen_ai.tool.type``);
 * ``gen_ai.client.token.usage`` ({token}): a run's input and output tokens (``gen_ai.token.type``);
-* ``gen_ai.client.operation.time_to_first_chunk`` (s): streamed runs, from the create call to the first event.
+* ``gen_ai.client.operation.time_to_first_chunk`` (s): streamed runs, from the create call to the first event;
+* ``azure.ai.agents.run.queue_time`` / ``azure.ai.agents.run.tool_wait_time`` (s, our own; the duration buckets):
+  where a classic run's time went, one of each per run span that carries the attribute of the same name.
 """
 
 from __future__ import annotations
@@ -44,6 +46,19 @@ class RunMetrics:
             explicit_bucket_boundaries_advisory=list(conv.DURATION_BUCKETS),
         )
 
+        self._queue_time = meter.create_histogram(
+            conv.METRIC_RUN_QUEUE_TIME,
+            unit="s",
+            description="Time an agent run waited in the service's queue (created to started, service timestamps)",
+            explicit_bucket_boundaries_advisory=list(conv.DURATION_BUCKETS),
+        )
+        self._tool_wait = meter.create_histogram(
+            conv.METRIC_RUN_TOOL_WAIT_TIME,
+            unit="s",
+            description="Time an agent run waited in requires_action for the app's tool outputs",
+            explicit_bucket_boundaries_advisory=list(conv.DURATION_BUCKETS),
+        )
+
     @staticmethod
     def _run_attributes(model: Optional[str]) -> dict[str, Any]:
         return without_none(
@@ -52,6 +67,16 @@ class RunMetrics:
 
     def record_time_to_first_chunk(self, seconds: float, model: Optional[str]) -> None:
         self._first_chunk.record(max(seconds, 0.0), self._run_attributes(model))
+
+    def record_run_timings(
+        self, queue_time_s: Optional[float], tool_wait_s: Optional[float], model: Optional[str]
+    ) -> None:
+        """Where one run's time went (each value only when known)."""
+        attributes = self._run_attributes(model)
+        if queue_time_s is not None:
+            self._queue_time.record(max(queue_time_s, 0.0), attributes)
+        if tool_wait_s is not None:
+            self._tool_wait.record(max(tool_wait_s, 0.0), attributes)
 
     def record_run(
         self, duration_s: float, model: Optional[str], error_type: Optional[str], usage: Mapping[str, Any]
