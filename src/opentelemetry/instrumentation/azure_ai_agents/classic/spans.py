@@ -109,14 +109,14 @@ class RunSpans(SpanEmitter):
         run.context = trace.set_span_in_context(run.span)
         state.release_payloads()
 
-    def record_timings(self, run: Run, end_ns: int) -> None:
-        """Where the run's time went, on its span and in the histograms: ``azure.ai.agents.run.queue_time``
-        (service clock) and ``azure.ai.agents.run.tool_wait_time`` (client clock); see ``RunState.timings``."""
+    @staticmethod
+    def record_timings(run: Run, end_ns: int) -> None:
+        """Where the run's time went: ``azure.ai.agents.run.queue_time`` (service clock) and
+        ``azure.ai.agents.run.tool_wait_time`` (client clock); see ``RunState.timings``. (Their histograms are
+        recorded with the run's duration, by the tracker.)"""
         queue_time, tool_wait = run.state.timings(end_ns)
         timings = {conv.RUN_QUEUE_TIME: queue_time, conv.RUN_TOOL_WAIT_TIME: tool_wait}
         run.span.set_attributes({k: v for k, v in timings.items() if v is not None})
-        if self._metrics is not None:
-            self._metrics.record_run_timings(queue_time, tool_wait, run.state.model)
 
     def emit_children(self, run: Run) -> None:
         """Emits the chat (step) and tool spans not emitted yet, inside the run's window. With content capture

@@ -465,6 +465,7 @@ class RunTracker:
         if self._metrics is None:
             return
         self._metrics.record_run((end_ns - state.start_ns) / 1e9, state.model, error_type, state.usage)
+        self._metrics.record_run_timings(*state.timings(end_ns), state.model, error_type)
         if state.first_chunk_s is not None:
             self._metrics.record_time_to_first_chunk(state.first_chunk_s, state.model)
 

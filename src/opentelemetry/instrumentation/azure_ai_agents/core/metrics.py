@@ -6,7 +6,7 @@
 * ``gen_ai.client.token.usage`` ({token}): a run's input and output tokens (``gen_ai.token.type``);
 * ``gen_ai.client.operation.time_to_first_chunk`` (s): streamed runs, from the create call to the first event;
 * ``azure.ai.agents.run.queue_time`` / ``azure.ai.agents.run.tool_wait_time`` (s, our own; the duration buckets):
-  where a classic run's time went, one of each per run span that carries the attribute of the same name.
+  where a classic run's time went, recorded with the run's duration (same runs, same attributes) when known.
 """
 
 from __future__ import annotations
@@ -69,10 +69,17 @@ class RunMetrics:
         self._first_chunk.record(max(seconds, 0.0), self._run_attributes(model))
 
     def record_run_timings(
-        self, queue_time_s: Optional[float], tool_wait_s: Optional[float], model: Optional[str]
+        self,
+        queue_time_s: Optional[float],
+        tool_wait_s: Optional[float],
+        model: Optional[str],
+        error_type: Optional[str],
     ) -> None:
-        """Where one run's time went (each value only when known)."""
+        """Where one run's time went (each value only when known); recorded with the run's duration, with the
+        same attributes, so that ratios of their sums are ratios over the same runs."""
         attributes = self._run_attributes(model)
+        if error_type:
+            attributes[conv.ERROR_TYPE] = error_type
         if queue_time_s is not None:
             self._queue_time.record(max(queue_time_s, 0.0), attributes)
         if tool_wait_s is not None:
