@@ -1,57 +1,73 @@
-"""The new Foundry agents (``azure-ai-projects`` >= 2): agent versions, conversations and the Responses API.
+"""The new Foundry agents (``azure-ai-projects`` >= 2): the Responses API and the OpenAI-compatible routes.
 
-Routes (after the ``/api/projects/{p}`` prefix), as the real ``azure-ai-projects`` 2.x and ``openai`` clients call
-them (``project.get_openai_client()`` has the base URL ``{endpoint}/openai/v1``):
+The OpenAI routes are served under two base URLs, as the real clients call them:
 
-* ``POST /agents/{name}/versions`` (``project.agents.create_version``), ``GET /agents/{name}``,
-  ``GET /agents/{name}/versions/{version}``;
-* ``POST /openai/v1/conversations``, ``GET /openai/v1/conversations/{id}``;
-* ``POST /openai/v1/responses`` (with ``agent_reference``, or the early key ``agent``, in the body; ``stream``;
-  ``background``), ``GET /openai/v1/responses/{id}`` (background polling), ``POST .../{id}/cancel``.
+* ``{endpoint}/openai/v1`` (``project.get_openai_client()``): a response names its agent in the body
+  (``agent_reference``, or the early 2.0 betas' key ``agent``), or is a plain model call (``model``);
+* ``{endpoint}/agents/{name}/endpoint/protocols/openai`` (``project.get_openai_client(agent_name=name)``, the way
+  most of azure-ai-projects 2.x's own samples call agents): every response is an invocation of agent ``name``,
+  answered by the version its endpoint selects (see :mod:`.foundry_agents`), with that version's model,
+  instructions and tools, though the body names no agent. A body that names another agent gets 400.
 
-What a response does is its scenario (:data:`RESPONSE_SCENARIOS`): the request's metadata ``scenario``, else the
-agent definition's metadata ``scenario``, else the agent's name when it names a scenario, else ``message``.
+Routes under either base: ``POST /responses`` (``stream``, ``background``, ``conversation``,
+``previous_response_id``), ``GET|DELETE /responses/{id}``, ``POST /responses/{id}/cancel``,
+``GET /responses/{id}/input_items``; conversations and their items (:mod:`.foundry_conversations`); files and
+vector stores (the same store as the classic routes, :mod:`.files`); ``GET /containers/{id}/files/{id}[/content]``
+(files a code interpreter made). Agent definitions are at ``{endpoint}/agents/...`` (:mod:`.foundry_agents`).
 
-* ``message``: one assistant message;
-* ``function_call``: a ``function_call`` item (the agent's first function tool, else ``get_weather``); a
-  follow-up response carrying ``function_call_output`` items answers with a message quoting the outputs;
-* ``code_interpreter``: a ``code_interpreter_call`` item, then a message;
-* ``all_tools``: one item of each server-side tool type (code interpreter, file search, web search, MCP);
-* ``failed``: status ``failed`` with ``error {code, message}``; ``incomplete``: status ``incomplete``.
+A response made by an agent echoes ``agent_reference`` ``{type, name, version}`` (the version that answered),
+whichever way it was called: the service puts the reference on agents' responses and items (its hosted-agent
+server library stamps them). ``AgentsService.echo_agent_reference = False`` leaves it out, to check that an
+instrumentation does not depend on it.
 
-A background response (``"background": true``) starts ``queued`` and advances ``queued -> in_progress -> final``
-once it has been observed (created or retrieved) ``polls_per_state`` times in a state (the service's setting, or
-the request's metadata ``polls_per_state``). ``"stream": true`` answers with the Responses API's server-sent
-events (``response.created`` ... ``response.completed`` / ``response.failed`` / ``response.incomplete``).
-Only the standard library is used; state lives in the service's store under its lock.
+What a response does is :func:`.foundry_plans.play` (scenarios, or the agent's tools), or for a workflow agent
+:func:`.foundry_workflows.play_workflow`. Its input items are the request's ``input`` (a string is one user
+message); without ``input`` it answers the conversation's last user message. In a conversation, the input items
+and then the output items are appended to it. A background response (``"background": true``) starts ``queued``
+and advances ``queued -> in_progress -> final`` once it has been observed (created or retrieved)
+``polls_per_state`` times in a state (the service's setting, or the request's metadata ``polls_per_state``).
+``"stream": true`` answers with server-sent events (:mod:`.foundry_stream`).
 """
 
 from __future__ import annotations
 
 import copy
-import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Union
 
-from .rest import Response, ServiceError, to_int
+from . import files, foundry_agents, foundry_conversations
+from .foundry_agents import FoundryAgents
+from .foundry_conversations import FoundryConversations, normalize_item
+from .foundry_plans import RESPONSE_SCENARIOS, USAGE, ContainerFile, Outcome, Turn, play
+from .foundry_stream import stream
+from .foundry_workflows import WorkflowPause, play_workflow, workflow_actions
+from .rest import Response, Route, ServiceError, page, to_int
 
-__all__ = ["ROUTES", "RESPONSE_SCENARIOS", "FoundryOperations"]
+__all__ = ["FoundryOperations", "OPENAI_PREFIXES", "RESPONSE_SCENARIOS", "ROUTES"]
 
-# (method, route pattern, response kind, operation name): joined to the service's route table.
-ROUTES: tuple[tuple[str, str, str, str], ...] = (
-    ("POST", r"/agents/(?P<agent_name>[^/]+)/versions", "agent_version", "create_agent_version"),
-    ("GET", r"/agents/(?P<agent_name>[^/]+)/versions/(?P<agent_version>[^/]+)", "agent_version", "get_agent_version"),
-    ("GET", r"/agents/(?P<agent_name>[^/]+)", "agent_object", "get_foundry_agent"),
-    ("POST", r"/openai/v1/conversations", "conversation", "create_conversation"),
-    ("GET", r"/openai/v1/conversations/(?P<conversation_id>[^/]+)", "conversation", "get_conversation"),
-    ("POST", r"/openai/v1/responses", "response", "create_response"),
-    ("GET", r"/openai/v1/responses/(?P<response_id>[^/]+)", "response", "retrieve_response"),
-    ("POST", r"/openai/v1/responses/(?P<response_id>[^/]+)/cancel", "response", "cancel_response"),
+#: The two OpenAI base paths: the project's, and an agent endpoint's (which names the agent).
+OPENAI_PREFIXES = (r"/openai/v1", r"/agents/(?P<endpoint_agent>[^/:]+)/endpoint/protocols/openai")
+_RESPONSE = r"/responses/(?P<response_id>[^/]+)"
+_CONTAINER_FILE = r"/containers/(?P<container_id>[^/]+)/files/(?P<file_id>[^/]+)"
+_OPENAI_ROUTES: tuple[Route, ...] = (
+    ("POST", r"/responses", "response", "create_response"),
+    ("GET", _RESPONSE, "response", "retrieve_response"),
+    ("DELETE", _RESPONSE, "deletion", "delete_response"),
+    ("POST", _RESPONSE + r"/cancel", "response", "cancel_response"),
+    ("GET", _RESPONSE + r"/input_items", "response_item_list", "list_response_input_items"),
+    ("GET", _CONTAINER_FILE, "container_file", "get_container_file"),
+    ("GET", _CONTAINER_FILE + r"/content", "file_content", "get_container_file_content"),
+    *foundry_conversations.ROUTES,
+    *files.ROUTES,
 )
-
-RESPONSE_SCENARIOS = ("message", "function_call", "code_interpreter", "all_tools", "failed", "incomplete")
-_USAGE = (120, 30)  # input, output tokens of every response
+# (method, route pattern, response kind, operation name): joined to the service's route table.
+ROUTES: tuple[Route, ...] = (
+    *foundry_agents.ROUTES,
+    *((method, prefix + path, kind, op) for prefix in OPENAI_PREFIXES for method, path, kind, op in _OPENAI_ROUTES),
+)
 _TERMINAL = frozenset({"completed", "failed", "cancelled", "incomplete"})
+_TEMPLATE = re.compile(r"\{\{\s*([A-Za-z_][\w.-]*)\s*\}\}")
 
 
 @dataclass
@@ -64,112 +80,158 @@ class _Background:
     observed: int = 0
 
 
-class FoundryOperations:
+@dataclass
+class _Record:
+    """What the service keeps of a response besides its wire object: its input items and a paused workflow."""
+
+    previous_id: Optional[str]
+    given: list[dict[str, Any]]
+    workflow: Optional[WorkflowPause] = None
+
+
+class FoundryOperations(FoundryAgents, FoundryConversations):
     """The Foundry routes' ``_op_*`` methods, mixed into :class:`~.service.AgentsService`."""
 
+    #: Put ``agent_reference`` on agents' responses (see the module's documentation).
+    echo_agent_reference: bool = True
     # provided by AgentsService
     _lock: Any
     polls_per_state: int
     _new_id: Callable[[str], str]
     _now: Callable[[], float]
+    vector_store_file_names: Callable[[list[Any]], list[tuple[str, str]]]
 
     def _reset_foundry(self) -> None:
-        self._agent_versions: dict[str, list[dict[str, Any]]] = {}
-        self._conversations: dict[str, dict[str, Any]] = {}
+        self._reset_foundry_agents()
+        self._reset_foundry_conversations()
         self._responses: dict[str, dict[str, Any]] = {}
+        self._response_records: dict[str, _Record] = {}
         self._background: dict[str, _Background] = {}
-
-    # ------------------------------------------------------------------ agents (versioned definitions)
-
-    def _op_create_agent_version(self, params: dict, query: dict, body: dict) -> dict[str, Any]:
-        name = params["agent_name"]
-        definition = body.get("definition")
-        if not isinstance(definition, dict) or not definition.get("kind"):
-            raise ServiceError(400, "invalid_request", "'definition' with a 'kind' is required")
-        versions = self._agent_versions.setdefault(name, [])
-        version = {
-            "object": "agent.version",
-            "id": f"{name}:{len(versions) + 1}",
-            "name": name,
-            "version": str(len(versions) + 1),
-            "description": body.get("description"),
-            "created_at": int(self._now()),
-            "metadata": body.get("metadata") or {},
-            "definition": definition,
-            "status": "active",
-        }
-        versions.append(version)
-        return version
-
-    def _foundry_agent(self, name: str, version: Optional[str] = None) -> dict[str, Any]:
-        versions = self._agent_versions.get(name)
-        if not versions:
-            raise ServiceError(404, "not_found", f"Agent '{name}' not found.")
-        if version is None:
-            return versions[-1]
-        for candidate in versions:
-            if candidate["version"] == str(version):
-                return candidate
-        raise ServiceError(404, "not_found", f"Agent '{name}' has no version '{version}'.")
-
-    def _op_get_agent_version(self, params: dict, query: dict, body: dict) -> dict[str, Any]:
-        return self._foundry_agent(params["agent_name"], params["agent_version"])
-
-    def _op_get_foundry_agent(self, params: dict, query: dict, body: dict) -> dict[str, Any]:
-        latest = self._foundry_agent(params["agent_name"])
-        return {"object": "agent", "id": latest["name"], "name": latest["name"], "versions": {"latest": latest}}
-
-    # ------------------------------------------------------------------ conversations
-
-    def _op_create_conversation(self, params: dict, query: dict, body: dict) -> dict[str, Any]:
-        conversation: dict[str, Any] = {
-            "id": self._new_id("conv"),
-            "object": "conversation",
-            "created_at": int(self._now()),
-            "metadata": body.get("metadata") or {},
-        }
-        self._conversations[conversation["id"]] = conversation
-        return conversation
-
-    def _op_get_conversation(self, params: dict, query: dict, body: dict) -> dict[str, Any]:
-        conversation = self._conversations.get(params["conversation_id"])
-        if conversation is None:
-            raise ServiceError(404, "not_found", f"Conversation '{params['conversation_id']}' not found.")
-        return conversation
+        self._container_files: dict[tuple[str, str], ContainerFile] = {}
+        self.echo_agent_reference = True
 
     # ------------------------------------------------------------------ responses
 
     def _op_create_response(self, params: dict, query: dict, body: dict) -> Union[dict[str, Any], Response]:
-        reference = body.get("agent_reference") or body.get("agent")
-        agent: Optional[dict[str, Any]] = None
-        if isinstance(reference, dict) and reference.get("name"):
-            agent = self._foundry_agent(str(reference["name"]), reference.get("version"))
-        elif not body.get("model"):
+        agent = self._responding_agent(params.get("endpoint_agent"), body)
+        if agent is None and not body.get("model"):
             raise ServiceError(400, "invalid_request", "'model' or an agent reference is required")
         conversation_id = _conversation_id(body.get("conversation"))
-        if conversation_id is not None and conversation_id not in self._conversations:
-            raise ServiceError(404, "not_found", f"Conversation '{conversation_id}' not found.")
+        if conversation_id is not None:
+            self._conversation(conversation_id)
+        previous_id = body.get("previous_response_id")
+        if previous_id is not None and previous_id not in self._response_records:
+            raise ServiceError(404, "not_found", f"Response '{previous_id}' not found.")
+        given = _input_items(body.get("input"), self._new_id)
+        history = self._history(conversation_id, previous_id)
         metadata: dict[str, Any] = body["metadata"] if isinstance(body.get("metadata"), dict) else {}
-        definition = agent["definition"] if agent else {}
-        scenario = self._response_scenario(agent, metadata)
-        final = self._response_object(body, agent, definition, conversation_id, metadata)
-        self._play(final, scenario, definition, body.get("input"))
+        definition = _render(agent["definition"], body.get("structured_inputs")) if agent else {}
+        outcome, pause = self._play(agent, definition, body, metadata, given, history)
+        final = self._response_object(body, agent, definition, conversation_id, metadata, outcome)
         self._responses[final["id"]] = final
+        self._response_records[final["id"]] = _Record(previous_id, given, pause)
+        for made in outcome.container_files:
+            self._container_files[(made.container_id, made.file_id)] = made
+        self._append_items(conversation_id, [*given, *copy.deepcopy(final["output"])])
         if body.get("stream"):
-            return _stream(final)
+            return stream(final)
         if body.get("background"):
             polls = to_int(metadata.get("polls_per_state")) or self.polls_per_state
             self._background[final["id"]] = _Background(final=final, polls_per_state=polls)
             return self._observe_background(final["id"])
         return final
 
+    def _responding_agent(self, endpoint_agent: Optional[str], body: dict[str, Any]) -> Optional[dict[str, Any]]:
+        """The agent version that answers: the endpoint's, else the one the body names, else None (a model call)."""
+        reference = body.get("agent_reference") or body.get("agent")
+        named = reference.get("name") if isinstance(reference, dict) else None
+        version = reference.get("version") if isinstance(reference, dict) else None
+        if endpoint_agent is not None:
+            if named and named != endpoint_agent:
+                raise ServiceError(
+                    400, "invalid_request", f"This endpoint serves agent '{endpoint_agent}', not '{named}'."
+                )
+            return self._foundry_agent(endpoint_agent, version) if version else self._endpoint_version(endpoint_agent)
+        return self._foundry_agent(str(named), version) if named else None
+
+    def _history(self, conversation_id: Optional[str], previous_id: Optional[str]) -> list[dict[str, Any]]:
+        """The items before this request: the previous responses' (oldest first), then the conversation's."""
+        chain: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        while previous_id and previous_id in self._response_records and previous_id not in seen:
+            seen.add(previous_id)
+            record = self._response_records[previous_id]
+            chain[:0] = [*record.given, *self._responses[previous_id]["output"]]
+            previous_id = record.previous_id
+        return chain + (self._conversation_items[conversation_id] if conversation_id else [])
+
+    def _play(
+        self,
+        agent: Optional[dict[str, Any]],
+        definition: dict[str, Any],
+        body: dict[str, Any],
+        metadata: dict[str, Any],
+        given: list[dict[str, Any]],
+        history: list[dict[str, Any]],
+    ) -> tuple[Outcome, Optional[WorkflowPause]]:
+        if definition.get("kind") == "workflow":
+            previous = self._response_records.get(str(body.get("previous_response_id")))
+            resume = previous.workflow if previous is not None else None
+            question = given or [m for m in history if m.get("type") == "message" and m.get("role") == "user"][-1:]
+            return play_workflow(workflow_actions(definition), question, self._invoke, self._new_id, resume)
+        turn = Turn(
+            scenario=self._response_scenario(agent, metadata),
+            definition=definition,
+            tools=list(definition.get("tools") or body.get("tools") or []),
+            given=given,
+            history=history,
+            text_format=_text_format(body) or _text_format(definition),
+            quote_question="input" not in body or body.get("input") is None,
+        )
+        return play(turn, self._new_id, self.vector_store_file_names), None
+
+    def _invoke(
+        self, name: str, given: list[dict[str, Any]], history: list[dict[str, Any]]
+    ) -> tuple[Outcome, dict[str, Any]]:
+        """A workflow's InvokeAzureAgent: agent ``name`` (latest version) answers ``given``; an unknown agent fails
+        the workflow's response (the service runs workflows after answering the request)."""
+        try:
+            agent = self._foundry_agent(name)
+        except ServiceError as missing:
+            failed = Outcome(status="failed", error={"code": "agent_not_found", "message": missing.message}, turns=0)
+            return failed, {"type": "agent_reference", "name": name}
+        definition = agent["definition"]
+        turn = Turn(
+            scenario=self._response_scenario(agent, {}),
+            definition=definition,
+            tools=list(definition.get("tools") or []),
+            given=given,
+            history=history,
+            text_format=_text_format(definition),
+        )
+        return play(turn, self._new_id, self.vector_store_file_names), _reference(agent)
+
     def _op_retrieve_response(self, params: dict, query: dict, body: dict) -> dict[str, Any]:
         response_id = params["response_id"]
         if response_id in self._background:
             return self._observe_background(response_id)
+        return self._response(response_id)
+
+    def _response(self, response_id: str) -> dict[str, Any]:
         if response_id not in self._responses:
             raise ServiceError(404, "not_found", f"Response '{response_id}' not found.")
         return self._responses[response_id]
+
+    def _op_delete_response(self, params: dict, query: dict, body: dict) -> dict[str, Any]:
+        response_id = self._response(params["response_id"])["id"]
+        del self._responses[response_id]
+        self._response_records.pop(response_id, None)
+        self._background.pop(response_id, None)
+        return {"id": response_id, "object": "response.deleted", "deleted": True}
+
+    def _op_list_response_input_items(self, params: dict, query: dict, body: dict) -> dict[str, Any]:
+        response_id = self._response(params["response_id"])["id"]
+        return page(self._response_records[response_id].given, query)
 
     def _op_cancel_response(self, params: dict, query: dict, body: dict) -> dict[str, Any]:
         response_id = params["response_id"]
@@ -195,7 +257,30 @@ class FoundryOperations:
         snapshot["incomplete_details"] = None
         return snapshot
 
-    # ------------------------------------------------------------------ scenario playing
+    # ------------------------------------------------------------------ container files
+
+    def _container_file(self, params: dict) -> ContainerFile:
+        made = self._container_files.get((params["container_id"], params["file_id"]))
+        if made is None:
+            raise ServiceError(404, "not_found", f"File '{params['file_id']}' not found in the container.")
+        return made
+
+    def _op_get_container_file(self, params: dict, query: dict, body: dict) -> dict[str, Any]:
+        made = self._container_file(params)
+        return {
+            "id": made.file_id,
+            "object": "container.file",
+            "container_id": made.container_id,
+            "bytes": len(made.content),
+            "created_at": int(self._now()),
+            "path": "/mnt/data/" + made.filename,
+            "source": "assistant",
+        }
+
+    def _op_get_container_file_content(self, params: dict, query: dict, body: dict) -> Response:
+        return Response(200, {"Content-Type": "application/octet-stream"}, self._container_file(params).content)
+
+    # ------------------------------------------------------------------ the response object
 
     def _response_scenario(self, agent: Optional[dict[str, Any]], metadata: dict[str, Any]) -> str:
         agent_metadata = agent.get("metadata") if agent else None
@@ -206,7 +291,7 @@ class FoundryOperations:
         ):
             if candidate in RESPONSE_SCENARIOS:
                 return str(candidate)
-        return "message"
+        return "auto"
 
     def _response_object(
         self,
@@ -215,122 +300,56 @@ class FoundryOperations:
         definition: dict[str, Any],
         conversation_id: Optional[str],
         metadata: dict[str, Any],
+        outcome: Outcome,
     ) -> dict[str, Any]:
         now = self._now()
+        tool_choice = body.get("tool_choice")
+        text_format = _text_format(body) or _text_format(definition) or {"type": "text"}
         response: dict[str, Any] = {
             "id": self._new_id("resp"),
             "object": "response",
             "created_at": int(now),
-            "status": "completed",
+            "status": outcome.status,
             "background": bool(body.get("background")),
-            "error": None,
-            "incomplete_details": None,
+            "error": outcome.error,
+            "incomplete_details": outcome.incomplete_details,
             "instructions": body.get("instructions") or definition.get("instructions"),
             "model": body.get("model") or definition.get("model") or "gpt-4o",
-            "output": [],
+            "output": outcome.output,
             "parallel_tool_calls": True,
             "temperature": body.get("temperature", definition.get("temperature", 1.0)),
             "top_p": body.get("top_p", definition.get("top_p", 1.0)),
             "max_output_tokens": body.get("max_output_tokens"),
-            "tool_choice": "auto",
+            "tool_choice": tool_choice if tool_choice is not None else "auto",
             "tools": definition.get("tools") or body.get("tools") or [],
-            "usage": {
-                "input_tokens": _USAGE[0],
-                "input_tokens_details": {"cached_tokens": 0},
-                "output_tokens": _USAGE[1],
-                "output_tokens_details": {"reasoning_tokens": 0},
-                "total_tokens": sum(_USAGE),
-            },
+            "text": {"format": text_format},
+            "truncation": body.get("truncation") or "disabled",
+            "usage": _usage(outcome.turns),
             "conversation": {"id": conversation_id} if conversation_id else None,
             "previous_response_id": body.get("previous_response_id"),
             "metadata": metadata,
-            "completed_at": int(now),
+            "completed_at": int(now) if outcome.status == "completed" else None,
         }
-        if agent is not None:
-            reference = {"type": "agent_reference", "name": agent["name"], "version": agent["version"]}
-            response["agent_reference"] = reference
+        if outcome.status == "failed":
+            response["usage"] = None
+        if agent is not None and self.echo_agent_reference:
+            response["agent_reference"] = _reference(agent)
         return response
 
-    def _play(self, response: dict[str, Any], scenario: str, definition: dict[str, Any], given: Any) -> None:
-        """Fills ``response`` (output, status, error) as ``scenario`` says."""
-        items = given if isinstance(given, list) else []
-        answered = [i for i in items if isinstance(i, dict) and i.get("type") == "function_call_output"]
-        output: list[dict[str, Any]] = []
-        if scenario == "function_call" and not answered:
-            name, arguments = _function_of(definition)
-            output.append(
-                {
-                    "type": "function_call",
-                    "id": self._new_id("fc"),
-                    "call_id": self._new_id("call"),
-                    "name": name,
-                    "arguments": json.dumps(arguments),
-                    "status": "completed",
-                }
-            )
-        elif scenario == "code_interpreter":
-            output.append(self._code_interpreter_call())
-        elif scenario == "all_tools":
-            output += [self._code_interpreter_call(), *self._knowledge_and_mcp_calls()]
-        if scenario == "failed":
-            response.update(
-                status="failed",
-                usage=None,
-                completed_at=None,
-                error={"code": "server_error", "message": "The agent failed (emulated)."},
-            )
-        elif scenario == "incomplete":
-            output.append(self._message("The answer was cut"))
-            response.update(status="incomplete", incomplete_details={"reason": "max_output_tokens"})
-        elif not (scenario == "function_call" and not answered):
-            quoted = "; ".join(str(a.get("output")) for a in answered)
-            output.append(self._message(f"Done: {quoted}" if quoted else "Hello from the emulated agent."))
-        response["output"] = output
 
-    def _message(self, text: str) -> dict[str, Any]:
-        return {
-            "type": "message",
-            "id": self._new_id("msg"),
-            "role": "assistant",
-            "status": "completed",
-            "content": [{"type": "output_text", "text": text, "annotations": []}],
-        }
+def _reference(agent: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "agent_reference", "name": agent["name"], "version": agent["version"]}
 
-    def _code_interpreter_call(self) -> dict[str, Any]:
-        return {
-            "type": "code_interpreter_call",
-            "id": self._new_id("ci"),
-            "status": "completed",
-            "code": "print(6 * 7)",
-            "container_id": self._new_id("cntr"),
-            "outputs": [{"type": "logs", "logs": "42\n"}],
-        }
 
-    def _knowledge_and_mcp_calls(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "type": "file_search_call",
-                "id": self._new_id("fs"),
-                "status": "completed",
-                "queries": ["refund policy"],
-                "results": [{"file_id": "file_1", "filename": "policy.md", "score": 0.9, "text": "30 days"}],
-            },
-            {
-                "type": "web_search_call",
-                "id": self._new_id("ws"),
-                "status": "completed",
-                "action": {"type": "search", "query": "weather Paris"},
-            },
-            {
-                "type": "mcp_call",
-                "id": self._new_id("mcp"),
-                "name": "lookup_docs",
-                "server_label": "docs",
-                "arguments": json.dumps({"q": "retention"}),
-                "output": "Traces are kept 30 days.",
-                "status": "completed",
-            },
-        ]
+def _usage(turns: int) -> dict[str, Any]:
+    given, made = USAGE[0] * max(1, turns), USAGE[1] * max(1, turns)
+    return {
+        "input_tokens": given,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": made,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": given + made,
+    }
 
 
 def _conversation_id(value: Any) -> Optional[str]:
@@ -341,43 +360,36 @@ def _conversation_id(value: Any) -> Optional[str]:
     return None
 
 
-def _function_of(definition: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """The agent's first function tool (made-up arguments fitting its required parameters), else get_weather."""
-    for tool in definition.get("tools") or []:
-        if isinstance(tool, dict) and tool.get("type") == "function" and tool.get("name"):
-            parameters: dict[str, Any] = tool["parameters"] if isinstance(tool.get("parameters"), dict) else {}
-            required = parameters.get("required") or []
-            return str(tool["name"]), {str(name): "Paris" for name in required}
-    return "get_weather", {"city": "Paris"}
+def _input_items(value: Any, new_id: Callable[[str], str]) -> list[dict[str, Any]]:
+    """A request's ``input`` as stored items (a string is one user message)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [normalize_item({"type": "message", "role": "user", "content": value}, new_id)]
+    if not isinstance(value, list):
+        raise ServiceError(400, "invalid_request", "'input' must be a string or a list of items")
+    return [normalize_item(item, new_id) for item in value]
 
 
-def _stream(final: dict[str, Any]) -> Response:
-    """The Responses API's server-sent events for ``final`` (already played out)."""
-    frames: list[bytes] = []
+def _text_format(source: dict[str, Any]) -> Optional[dict[str, Any]]:
+    text = source.get("text")
+    found = text.get("format") if isinstance(text, dict) else None
+    return found if isinstance(found, dict) and found.get("type") != "text" else None
 
-    def emit(event_type: str, **data: Any) -> None:
-        payload = {"type": event_type, "sequence_number": len(frames), **data}
-        frames.append(f"event: {event_type}\ndata: {json.dumps(payload)}\n\n".encode())
 
-    start = copy.deepcopy(final)
-    start.update(status="in_progress", output=[], usage=None, error=None, completed_at=None, incomplete_details=None)
-    emit("response.created", response=start)
-    emit("response.in_progress", response=start)
-    for index, item in enumerate(final["output"]):
-        added = copy.deepcopy(item)
-        added["status"] = "in_progress"
-        if item["type"] == "message":
-            added["content"] = []
-        emit("response.output_item.added", output_index=index, item=added)
-        for part_index, part in enumerate(item["content"] if item["type"] == "message" else []):
-            where = {"item_id": item["id"], "output_index": index, "content_index": part_index}
-            emit("response.content_part.added", **where, part={**part, "text": ""})
-            words = part["text"].split(" ")
-            for delta in [w + " " for w in words[:-1]] + words[-1:]:
-                emit("response.output_text.delta", **where, delta=delta, logprobs=[])
-            emit("response.output_text.done", **where, text=part["text"], logprobs=[])
-            emit("response.content_part.done", **where, part=part)
-        emit("response.output_item.done", output_index=index, item=item)
-    terminal = {"completed": "response.completed", "failed": "response.failed"}.get(final["status"])
-    emit(terminal or "response.incomplete", response=final)
-    return Response(200, {"Content-Type": "text/event-stream"}, iter(frames))
+def _render(definition: dict[str, Any], values: Any) -> dict[str, Any]:
+    """The definition with its ``{{name}}`` templates filled from the request's ``structured_inputs``."""
+    if not isinstance(values, dict) or not values:
+        return definition
+
+    def fill(node: Any) -> Any:
+        if isinstance(node, str):
+            return _TEMPLATE.sub(lambda m: str(values.get(m.group(1), m.group(0))), node)
+        if isinstance(node, list):
+            return [fill(v) for v in node]
+        if isinstance(node, dict):
+            return {k: fill(v) for k, v in node.items()}
+        return node
+
+    rendered: dict[str, Any] = fill(definition)
+    return rendered
