@@ -159,6 +159,22 @@ class Registry:
             self._call_owner.clear()
         return runs
 
+    def forget_after_fork(self) -> None:
+        """In a forked child, before it runs anything else: every run known so far is the parent's, to end and
+        export there. Each is marked as ending (``finishing`` and ``ended`` on the child's copy of its state) so
+        that nothing in this process can end it, extend it or list its steps (a dropped stream's finalizer, say),
+        and the registry starts empty, with a fresh lock (a thread of the parent may have held the old one)."""
+        runs = [*self._open.values(), *list(self._unregistered), *self._finished.values()]
+        for run in runs:
+            run.state.finishing = True
+            run.state.ended = True
+        self._lock = threading.Lock()
+        self._open = OrderedDict()
+        self._call_owner = {}
+        self._unregistered = weakref.WeakSet()
+        self._finished = OrderedDict()
+        self.deferred.clear()
+
     def drain_deferred(self) -> None:
         """Runs the work finalizers queued (never raising)."""
         while True:
