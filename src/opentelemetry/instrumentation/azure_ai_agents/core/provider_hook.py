@@ -45,17 +45,19 @@ def hook_provider(provider: Any, fetcher: Optional[Fetcher]) -> None:
         if hook is None:
             if fetcher is None:
                 return
-            hook = _HOOKS[provider] = _hook_class()(provider)
+            hook = _hook_class()(provider)
+            hook.fetcher = fetcher
             provider.add_span_processor(hook)
+            _HOOKS[provider] = hook
             _wrap_shutdown(provider, hook)
         hook.fetcher = fetcher
-    except Exception:  # noqa: BLE001 - no SDK, or a provider that refuses processors
+    except Exception:  # noqa: BLE001 - no SDK, or a provider that refuses processors or new attributes
         _log.debug("azure-ai-agents: cannot hook the flush and shutdown of %r", provider, exc_info=True)
 
 
 def _wrap_shutdown(provider: Any, hook: Any) -> None:
     """``provider.shutdown`` first ends the runs whose reads are pending (see the module docstring)."""
-    inner = vars(provider).get("shutdown")  # an instance-level wrapper someone installed before us, if any
+    inner = getattr(provider, "__dict__", {}).get("shutdown")  # an instance-level wrapper installed before ours
     if getattr(inner, _MARK, False):
         return
     method = type(provider).shutdown
