@@ -127,9 +127,7 @@ def test_a_listing_that_cannot_finish_ends_the_run_without_steps_and_says_why(em
         emulator.service.delays = {}
     runs = telemetry.run_spans()
     assert len(runs) == 2 and telemetry.named("chat") == []
-    assert {s.attributes["azure.ai.agents.run.steps_unavailable"] for s in runs} == {"error"} or {
-        s.attributes["azure.ai.agents.run.steps_unavailable"] for s in runs
-    } == {"timeout"}
+    assert {s.attributes["azure.ai.agents.run.steps_unavailable"] for s in runs} == {"timeout"}
     assert all(s.attributes["azure.ai.agents.run.status"] == "completed" for s in runs)
     warnings = [r for r in caplog.records if "could not finish" in r.getMessage()]
     assert len(warnings) == 1  # counted every time, logged once

@@ -76,5 +76,14 @@ class RunRegistry(Registry[Run]):
                 del self._call_owner[call_id]
         return run
 
+    def forget_after_fork(self) -> list[Run]:
+        """The parent's runs, each marked as ending (``finishing`` and ``ended`` on the child's copy of its state)
+        so that nothing in the child can end it, extend it or list its steps (a dropped stream's finalizer, say)."""
+        runs = super().forget_after_fork()
+        for run in runs:
+            run.state.finishing = True
+            run.state.ended = True
+        return runs
+
     def _clear_indexes(self) -> None:
         self._call_owner.clear()

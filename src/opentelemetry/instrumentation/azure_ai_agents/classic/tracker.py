@@ -36,6 +36,7 @@ from ..core import attributes as attrs
 from ..core import messages
 from ..core.content import ContentPolicy
 from ..core.fetcher import Fetcher
+from ..core.forking import at_fork_in_child
 from ..core.metrics import RunMetrics
 from . import attributes as cattrs
 from .agents import AgentCache
@@ -82,6 +83,14 @@ class RunTracker:
         #: False once shut down: wrappers left in place (someone wrapped on top of ours) then do nothing.
         self.active = True
         #: messages the app posted to threads, until a run consumes them (content capture only)
+        self.thread_messages = PostedMessages()
+        at_fork_in_child(self._after_fork_in_child)
+
+    def _after_fork_in_child(self) -> None:
+        """A forked child traces its own runs only: the parent's runs are left to the parent (the fetcher
+        resets itself). Caches with locks a vanished thread may hold start afresh."""
+        self.registry.forget_after_fork()
+        self.agents = AgentCache()
         self.thread_messages = PostedMessages()
 
     @property

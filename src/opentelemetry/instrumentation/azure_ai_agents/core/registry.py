@@ -141,6 +141,19 @@ class Registry(Generic[T]):
     def _clear_indexes(self) -> None:
         """Subclasses' other indexes, emptied with the registry (caller holds the registry lock)."""
 
+    def forget_after_fork(self) -> list[T]:
+        """In a forked child, before it runs anything else: every item known so far is the parent's, to end and
+        export there. The registry starts empty, with a fresh lock (a thread of the parent may have held the old
+        one) and no queued work; the parent's items are returned so that the caller can make its copies inert."""
+        items = [*self._open.values(), *list(self._unregistered), *self._finished.values()]
+        self._lock = threading.Lock()
+        self._open = OrderedDict()
+        self._unregistered = weakref.WeakSet()
+        self._finished = OrderedDict()
+        self.deferred.clear()
+        self._clear_indexes()
+        return items
+
     def drain_deferred(self) -> None:
         """Runs the work finalizers queued (never raising)."""
         while True:
