@@ -4,7 +4,8 @@
 Run in a subprocess by the tests (the distro installs global providers and instruments many libraries).
 Reads ``APPLICATIONINSIGHTS_CONNECTION_STRING``, ``AZURE_AI_AGENTS_ENDPOINT``, ``DISTRO_OPTIONS`` (JSON keyword
 arguments for ``configure_azure_monitor``, e.g. ``{"instrumentation_options": {"azure_sdk": {"enabled": false}}}``)
-and ``RUNS`` (default 3). Prints one JSON line per run (``zero_code_app``'s), then flushes at exit.
+``RUNS`` (default 3) and ``MICROSOFT_AGENTS_TRACING=off`` (uninstrument Microsoft's ``AIAgentsInstrumentor``
+after the distro turned it on). Prints one JSON line per run (``zero_code_app``'s), then flushes at exit.
 """
 
 from __future__ import annotations
@@ -25,6 +26,12 @@ configure_azure_monitor(
     disable_offline_storage=True,
     **json.loads(os.environ.get("DISTRO_OPTIONS") or "{}"),
 )
+if os.environ.get("MICROSOFT_AGENTS_TRACING") == "off":
+    # Keeps the distro's azure-core tracing (other Azure SDKs' spans) but removes Microsoft's agents instrumentor.
+    from azure.ai.agents.telemetry import AIAgentsInstrumentor
+
+    if AIAgentsInstrumentor().is_instrumented():
+        AIAgentsInstrumentor().uninstrument()
 AzureAgentInstrumentor().instrument()  # the global providers the distro installed
 
 for _ in range(int(os.environ.get("RUNS", "3"))):

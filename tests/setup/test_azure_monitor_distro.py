@@ -6,7 +6,8 @@ Two settings matter (docs/operate.md, "configure_azure_monitor() next to us"):
   calls ``AIAgentsInstrumentor().instrument()`` (and ``AIProjectInstrumentor``): one more GenAI dependency per
   SDK call (``start_thread_run``, every ``get_thread_run`` poll, ``submit_tool_outputs``...) inside our run.
   ``instrumentation_options={"azure_sdk": {"enabled": False}}`` or
-  ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=azure_sdk`` turns it off.
+  ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=azure_sdk`` turns it off; ``AIAgentsInstrumentor().uninstrument()``
+  after ``configure_azure_monitor()`` removes only Microsoft's agent spans (azure-core's stay).
 * A sampler that keeps whole runs. The distro's default is rate-limited (5 traces/s, adapting within 0.1 s and
   re-deciding children of a parent sampled at 100%): a burst of short runs loses whole runs (3 of 3 and 30 of 30
   back-to-back runs in one measurement) and parts of runs. ``OTEL_TRACES_SAMPLER=always_on`` /
@@ -102,6 +103,8 @@ def _run_operation(envelopes: list[dict], run_id: str) -> tuple[dict, list[dict]
             id="environment",
         ),
         pytest.param(NO_MICROSOFT_IN_CODE | {"sampling_ratio": 1.0}, {}, id="sampling-ratio"),
+        # azure-core tracing stays on (InProc dependencies per SDK call); only Microsoft's GenAI spans go.
+        pytest.param({}, {"MICROSOFT_AGENTS_TRACING": "off", "OTEL_TRACES_SAMPLER": "always_on"}, id="uninstrument"),
     ],
 )
 def test_one_whole_trace_per_run(emulator, tmp_path, options, env):
