@@ -57,7 +57,8 @@ def verdict(report: Report) -> None:
         if not config.destinations:
             local = ", ".join(d.name for d in config.local_outputs) or "none"
             failures.append(f"no destination is configured (local output only: {local})")
-        failures += [f"sampler: {w}" for w in config.warnings if w.startswith("the sampler")]
+        if config.sampler.get("keeps") == "no runs":
+            failures.append(f"the sampler ({config.sampler.get('sampler')}) records no runs")
     report.failures = failures
 
 
@@ -68,7 +69,7 @@ def find_hints(outcome: Outcome, run: SyntheticRun) -> list[str]:
         return [
             f"Application Insights > Transaction search: {run.trace_id} (ingestion takes a few minutes)",
             f'Logs (KQL): dependencies | where operation_Id == "{run.trace_id}"',
-            f'Logs (KQL): dependencies | where customDimensions["azure.ai.agents.run.id"] == "{run.run_id}"',
+            f'Logs (KQL): dependencies | where tostring(customDimensions["azure.ai.agents.run.id"]) == "{run.run_id}"',
         ]
     if entry_point == "nexus":
         endpoint = (outcome.endpoint or "").rstrip("/")
