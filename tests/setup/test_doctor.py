@@ -182,6 +182,27 @@ def test_nexus_401_fails_strict_and_says_the_key_was_rejected(tmp_path, nexus):
     assert wrong_key not in doctor.stdout + text.stdout + text.stderr  # the key is never printed
 
 
+@pytest.mark.parametrize("destination", ["otlp", "azure_monitor"])
+def test_rejected_credentials_name_the_setting_to_check(tmp_path, otlp, appinsights, destination):
+    if destination == "otlp":
+        otlp.fail_next(401, count=10)
+        env = {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint, "OTEL_EXPORTER_OTLP_HEADERS": "authorization=Bearer x"}
+        setting = "OTEL_EXPORTER_OTLP_[TRACES_]HEADERS"
+    else:
+        appinsights.fail_next(401, count=10)  # a resource that requires Entra ID authentication
+        env = {"APPLICATIONINSIGHTS_CONNECTION_STRING": appinsights.connection_string}
+        setting = "APPLICATIONINSIGHTS_CONNECTION_STRING"
+    doctor = run_doctor(tmp_path, env, "--json")
+    assert doctor.returncode == 1
+    outcome = doctor.delivery(destination)
+    assert outcome["status"] == "rejected" and outcome["http_status"] == 401
+    assert "rejected the credentials (HTTP 401)" in outcome["reason"] and setting in outcome["reason"]
+    assert "Bearer x" not in doctor.stdout  # header values are never printed
+    if destination == "otlp":
+        [settings] = [d["settings"] for d in doctor.report["configuration"]["destinations"]]
+        assert settings["headers"] == ["authorization"]
+
+
 def test_unreachable_endpoint_fails_fast(tmp_path):
     port = _closed_port()
     doctor = run_doctor(tmp_path, {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}"}, "--json")
@@ -241,6 +262,17 @@ def test_nothing_configured_fails_only_with_strict(tmp_path):
     tree = run_doctor(tmp_path, {"OTEL_TRACES_EXPORTER": "agent_tree,console"}, "--strict", "--json")
     assert tree.returncode == 1 and tree.report["delivery"] == []
     assert tree.report["configuration"]["local_outputs"] == ["agent_tree", "console"]
+
+
+def test_a_sampler_that_records_nothing_fails_strict(tmp_path, otlp):
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint, "OTEL_TRACES_SAMPLER": "always_off"}
+    relaxed = run_doctor(tmp_path, env, "--json")
+    assert relaxed.returncode == 0  # the synthetic run is sent regardless: delivery works
+    assert relaxed.report["configuration"]["sampler"]["keeps"] == "no runs"
+    assert any("records no runs" in w for w in relaxed.report["configuration"]["warnings"])
+    strict = run_doctor(tmp_path, env, "--json", "--strict")
+    assert strict.returncode == 1
+    assert strict.report["failures"] == ["the sampler (AlwaysOffSampler) records no runs"]
 
 
 # ---- the report --------------------------------------------------------------------------------------------

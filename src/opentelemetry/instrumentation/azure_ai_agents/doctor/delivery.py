@@ -242,9 +242,9 @@ class _Attempt:
             return SERVER_ERROR, f"{label} answered with a server error (HTTP {http}{said}){pending}", http
         if self.probe is not None and self.probe[0] != "ok":
             return UNREACHABLE, f"{label} is unreachable: {self.probe[1]}", None
-        if grpc in ("UNAVAILABLE", "DEADLINE_EXCEEDED") and self.done:
+        if grpc == "UNAVAILABLE" and self.done:
             return UNREACHABLE, f"{label} is unavailable (gRPC {grpc})", None
-        if not self.done or self._timed_out(records):
+        if not self.done or grpc == "DEADLINE_EXCEEDED" or self._timed_out(records):
             connected = f"; {self.probe[1]}" if self.probe else ""
             waited = self.elapsed if self.done else time.monotonic() - self.started
             return TIMEOUT, f"no answer within the time limit (waited {waited:.1f} s){connected}", None
@@ -278,7 +278,7 @@ def deliver(
                 break
             wakes = [a.grace_until for a in attempts if a.grace_until is not None and not a.done]
             changed.wait(max(0.01, min([deadline, *wakes]) - now))
-    outcomes = [a.outcome(capture) for a in attempts]
+        outcomes = [a.outcome(capture) for a in attempts]  # a consistent snapshot: workers wait for the lock
     for attempt in attempts:
         if attempt.exporter is not None:
             # Ends retry loops still running (and frees connections); never waited for.
