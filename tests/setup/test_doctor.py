@@ -245,6 +245,7 @@ def test_misconfiguration_is_reported_before_sending(tmp_path):
     assert doctor.delivery("nexsu")["status"] == "misconfigured"
     assert "unknown exporter 'nexsu'" in doctor.delivery("nexsu")["reason"]
     assert "needs an API key" in doctor.delivery("nexus")["reason"]
+    assert run_doctor(tmp_path, env, "--no-send").returncode == 1  # found without sending anything
 
 
 def test_nothing_configured_fails_only_with_strict(tmp_path):

@@ -98,8 +98,6 @@ def run(
                 if outcome.ok:
                     outcome.find = report.find_hints(outcome, result.run)
                 outcomes[outcome.destination] = outcome
-        elif not send:
-            outcomes = {}
         result.outcomes = [outcomes[d.name] for d in found.destinations if d.name in outcomes]
         result.elapsed_s = time.monotonic() - started
         report.verdict(result)
