@@ -110,6 +110,8 @@ SERVER_PORT: Final = _server.SERVER_PORT
 RUN_ID: Final = "azure.ai.agents.run.id"
 RUN_STATUS: Final = "azure.ai.agents.run.status"
 RUN_UNFINISHED: Final = "azure.ai.agents.run.unfinished"
+#: Marks the spans of the doctor's synthetic run (no convention exists for test traffic).
+SYNTHETIC: Final = "azure.ai.agents.synthetic"
 RUN_STEPS_DROPPED: Final = "azure.ai.agents.run.steps_dropped"
 RUN_STEPS_UNAVAILABLE: Final = "azure.ai.agents.run.steps_unavailable"
 PREVIOUS_STATUS: Final = "azure.ai.agents.run.previous_status"
