@@ -102,6 +102,10 @@ class RunState:
                 return Change(self.status, None, False)
             self.last_sent_ns = sent_ns
         status = attrs.text_field(run, "status")
+        if status is not None and self.status is not None and _RANK.get(status, 1) < _RANK.get(self.status, 1):
+            # A run never goes back (in_progress -> queued, say): this answer was overtaken on its way (two
+            # threads polling; a request sent first may reach the service second).
+            return Change(self.status, None, False)
         changed = status is not None and status != self.status
         previous = self.status
         if changed:
@@ -305,6 +309,12 @@ class RunContent:
     def missing_messages(self) -> list[str]:
         """Ids of messages the run created whose content we have not seen."""
         return [m for m in self.message_ids if m not in self.messages]
+
+
+#: How far along a run is, by status: a snapshot showing an earlier stage than one already applied is stale.
+#: ``in_progress`` and ``requires_action`` alternate legitimately (one stage); unknown statuses are mid-run.
+_RANK = {"queued": 0, "in_progress": 1, "requires_action": 1, "cancelling": 2}
+_RANK.update(dict.fromkeys(("completed", "failed", "cancelled", "expired", "incomplete"), 3))
 
 
 @dataclass(frozen=True)
