@@ -26,6 +26,12 @@ FORBIDDEN_CODE = {
     ),
 }
 
+#: Files allowed one of the patterns above, with the reason (checked by name and pattern, nothing else).
+ALLOWED = {
+    (PACKAGE + "doctor/delivery.py", "a hand-written HTTP transport"): "the doctor's TCP connect probe (it tells "
+    "'unreachable' from 'timeout' in a second); exporters still send through their own clients",
+}
+
 
 def problems(wheel: Path) -> list[str]:
     found = []
@@ -37,7 +43,11 @@ def problems(wheel: Path) -> list[str]:
                 found.append(f"{name}: outside {PACKAGE}")
             if name.endswith(".py"):
                 text = archive.read(name).decode("utf-8")
-                found.extend(f"{name}: {what}" for what, pattern in FORBIDDEN_CODE.items() if pattern.search(text))
+                found.extend(
+                    f"{name}: {what}"
+                    for what, pattern in FORBIDDEN_CODE.items()
+                    if pattern.search(text) and (name, what) not in ALLOWED
+                )
     return found
 
 

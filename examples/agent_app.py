@@ -125,7 +125,7 @@ def run_all(client: AgentsClient, emulated: bool) -> list[Any]:
 
 
 def main() -> None:
-    """Runs the app with no telemetry code at all (see zero_code.md / the README's zero-code section)."""
+    """Runs the app with no telemetry code at all (zero-code: see the README's "Use" section)."""
     import new_agents_app
 
     with ExitStack() as stack:

@@ -19,6 +19,24 @@ def get_weather(city: str) -> str:
     return TOOL_OUTPUT
 
 
+def rate_limited_scenario() -> Any:
+    """An emulator scenario (add it to ``service.scenarios`` under its name): the run fails for the deployment's
+    rate limit, with the service's code and message."""
+    from azure_ai_agents_emulator import MessageStep, Scenario
+
+    return Scenario(
+        "rate_limited",
+        "The run fails for the deployment's rate limit.",
+        (MessageStep("never said"),),
+        outcome="failed",
+        usage=None,
+        last_error={"code": "rate_limit_exceeded", "message": RATE_LIMIT_MESSAGE},
+    )
+
+
+RATE_LIMIT_MESSAGE = "Rate limit is exceeded. Try again in 20 seconds."
+
+
 def metadata(scenario: str, polls: int = 1) -> dict[str, str]:
     return {"scenario": scenario, "polls_per_state": str(polls)}
 

@@ -36,7 +36,7 @@ COMPARED = (
 
 def _picture(telemetry) -> tuple:
     [run_span] = telemetry.run_spans()
-    statuses = [e.attributes["azure.ai.agents.run.status"] for e in run_span.events]
+    statuses = [(e.name, e.attributes.get("azure.ai.agents.run.status")) for e in run_span.events]
     compared = {k: run_span.attributes.get(k) for k in COMPARED}
     tools = sorted(
         (s.attributes["gen_ai.tool.name"], s.attributes["gen_ai.tool.type"]) for s in telemetry.named("execute_tool")

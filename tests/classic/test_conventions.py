@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from azure_ai_agents_emulator import agents_client
 from opentelemetry.instrumentation.azure_ai_agents.classic.attributes import tool_call
 from opentelemetry.instrumentation.azure_ai_agents.core import conventions as conv
@@ -112,3 +114,18 @@ def test_cut_structured_content_stays_valid_json():
     assert text is not None and len(text) <= 300
     parsed = json.loads(text)
     assert parsed[0]["parts"][0]["content"].endswith("…[truncated]")
+
+
+@pytest.mark.parametrize(
+    ("scenario", "reason"),
+    [("function_call", "stop"), ("failed", "error"), ("incomplete", "length"), ("expired", "expired")],
+)
+def test_the_run_span_says_why_the_run_stopped(emulator, instrument, scenario, reason):
+    """``gen_ai.response.finish_reasons`` on ``invoke_agent`` (the conventions' Foundry refinement has it), in the
+    chat spans' vocabulary: a completed run stopped, a failed one errored, an incomplete one hit a token limit."""
+    telemetry = instrument()
+    client = agents_client(emulator)
+    agent_id, thread_id = agents_setup(client)
+    agents_run(client, agent_id, thread_id, scenario)
+    [run] = telemetry.run_spans()
+    assert run.attributes["gen_ai.response.finish_reasons"] == (reason,)

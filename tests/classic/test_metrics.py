@@ -13,6 +13,8 @@ from tests.helpers import agents_run, agents_setup, metadata
 DURATION = "gen_ai.client.operation.duration"
 TOKENS = "gen_ai.client.token.usage"
 FIRST_CHUNK = "gen_ai.client.operation.time_to_first_chunk"
+QUEUE_TIME = "azure.ai.agents.run.queue_time"
+TOOL_WAIT = "azure.ai.agents.run.tool_wait_time"
 BASE = {"gen_ai.provider.name": "microsoft.foundry", "gen_ai.request.model": "gpt-4o"}
 
 
@@ -48,7 +50,14 @@ def test_run_and_tool_metrics(emulator, instrument):
         stream.until_done()
 
     metrics = _metrics(telemetry)
-    assert set(metrics) == {DURATION, TOKENS, FIRST_CHUNK}
+    assert set(metrics) == {DURATION, TOKENS, FIRST_CHUNK, QUEUE_TIME, TOOL_WAIT}
+    # One queue time and one tool-wait time per run in the duration histogram, with the same attributes (ratios
+    # of their sums are over the same runs); test_run_timings checks the values.
+    runs = {k: p.count for k, p in _points(metrics[DURATION]).items() if dict(k)["gen_ai.operation.name"] == "invoke_agent"}
+    assert sorted(runs.values()) == [1, 3]
+    for name in (QUEUE_TIME, TOOL_WAIT):
+        assert metrics[name].unit == "s"
+        assert {k: p.count for k, p in _points(metrics[name]).items()} == runs
     duration, tokens, first_chunk = metrics[DURATION], metrics[TOKENS], metrics[FIRST_CHUNK]
     assert (duration.unit, tokens.unit, first_chunk.unit) == ("s", "{token}", "s")
 

@@ -327,6 +327,8 @@ def test_a_service_error_event_is_a_run_error(emulator, instrument):
     run_span = _run_span(telemetry)
     assert run_span.attributes["error.type"] == "rate_limit_exceeded"
     assert run_span.status.description == "slow down"
+    [exception] = [e for e in run_span.events if e.name == "exception"]  # listed under Failures with its reason
+    assert dict(exception.attributes) == {"exception.type": "rate_limit_exceeded", "exception.message": "slow down"}
 
 
 def test_auto_functions_giving_up_cancel_the_run_without_error(emulator, instrument):

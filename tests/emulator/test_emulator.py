@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -611,3 +612,40 @@ def test_module_main_serves_https_and_prints_the_environment(tmp_path: Any) -> N
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_env_file_is_read_by_a_posix_shell_with_the_printed_values(tmp_path: Any) -> None:
+    """``--env-file`` quotes what needs quoting: the legacy connection string's ``;`` used to end the line's command
+    when the file was sourced (``set -a; . ./.env.emulator; set +a``, as the README shows)."""
+    import json as _json
+    import shutil
+
+    bash = shutil.which("bash")
+    if bash is None:
+        pytest.skip("no bash")
+    env_file = tmp_path / ".env.emulator"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "azure_ai_agents_emulator", "--port", "0", "--json", "--cert-dir", str(tmp_path),
+         "--env-file", str(env_file)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        printed = _json.loads(proc.stdout.readline())  # printed after the file is written
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert ";" in printed["PROJECT_CONNECTION_STRING"]
+    clean = {k: v for k, v in os.environ.items() if k not in printed}
+    read_back = subprocess.run(
+        [bash, "-c", 'set -a; . "$0"; set +a; exec "$1" -c "$2" "${@:3}"', str(env_file), sys.executable,
+         "import json, os, sys; print(json.dumps({k: os.environ.get(k) for k in sys.argv[1:]}))", *printed],
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert read_back.returncode == 0, read_back.stderr
+    assert read_back.stderr == ""  # no "command not found" from a split line
+    assert _json.loads(read_back.stdout) == printed

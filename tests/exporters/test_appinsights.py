@@ -24,7 +24,7 @@ from tests.fakes.appinsights_server import (
     base_data,
     base_type_of,
 )
-from tests.helpers import agents_run, agents_setup
+from tests.helpers import RATE_LIMIT_MESSAGE, agents_run, agents_setup, rate_limited_scenario
 
 pytest.importorskip("azure.monitor.opentelemetry.exporter")
 from azure.monitor.opentelemetry.exporter import AzureMonitorTraceExporter  # noqa: E402
@@ -128,6 +128,48 @@ def test_failed_run_is_an_unsuccessful_dependency(emulator, instrument, receiver
     assert data["type"] == GENAI
     assert data["success"] is False
     assert data["properties"]["azure.ai.agents.run.status"] == "failed"  # (the exporter drops error.type)
+
+
+def test_a_failed_run_reaches_failures_as_an_exception_with_the_services_reason(emulator, instrument, receiver):
+    """The exporter drops ``error.type`` and the status description from dependencies (``resultCode`` 0): the
+    reason reaches Application Insights as an exception (``ExceptionData``) of the run's operation, attached to
+    the run, with the service's error code as its type; the failed tool call's reason likewise."""
+    scenario = rate_limited_scenario()
+    emulator.service.scenarios[scenario.name] = scenario
+    telemetry = instrument()
+    telemetry.tracer_provider.add_span_processor(SimpleSpanProcessor(_exporter(receiver, telemetry.tracer_provider)))
+    client = agents_client(emulator)
+    agent_id, thread_id = agents_setup(client)
+    try:
+        run = agents_run(client, agent_id, thread_id, scenario.name)
+        failed_tool_run = agents_run(client, agent_id, thread_id, "failed")
+    finally:
+        emulator.service.scenarios.pop(scenario.name, None)
+    telemetry.tracer_provider.force_flush()
+    assert run.status == failed_tool_run.status == "failed"
+    [run_span] = [s for s in telemetry.run_spans() if s.attributes["azure.ai.agents.run.id"] == run.id]
+    trace_id, span_id = _hex_ids(run_span)
+
+    def exceptions(envelopes: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        found = {}
+        for envelope in envelopes:
+            if base_type_of(envelope) == "ExceptionData":
+                [details] = base_data(envelope)["exceptions"]
+                found[details["typeName"]] = {**details, "tags": envelope["tags"], "name": envelope["name"]}
+        return found
+
+    expected = {"rate_limit_exceeded", "server_error"}
+    assert receiver.wait_for(lambda r: expected <= set(exceptions(r.envelopes))), receiver.envelopes
+    found = exceptions(receiver.envelopes)
+    rate_limit = found["rate_limit_exceeded"]
+    assert rate_limit["name"] == "Microsoft.ApplicationInsights.Exception"
+    assert rate_limit["message"] == RATE_LIMIT_MESSAGE
+    assert rate_limit["tags"]["ai.operation.id"] == trace_id
+    assert rate_limit["tags"]["ai.operation.parentId"] == span_id  # listed with the failed run's dependency
+    assert base_data(_by_id(receiver.envelopes)[span_id])["success"] is False
+    # the failed run with a failed tool call: the run's reason and the tool call's, each on its own span
+    messages = sorted(e["message"] for e in receiver.of_type("ExceptionData") for e in base_data(e)["exceptions"])
+    assert messages == ["Code interpreter session crashed", RATE_LIMIT_MESSAGE, "Something went wrong"]
 
 
 def test_gzip_and_ndjson_bodies_are_accepted(receiver):

@@ -11,6 +11,11 @@ while: :meth:`NexusServer.release` ends hangs early), :attr:`NexusServer.delay` 
 realistic round trip: 0.05-0.2 s), :attr:`NexusServer.requests` records every request with its arrival time, and
 :meth:`NexusServer.wait_for` waits on a condition instead of sleeping.
 
+The shape of the trace list is not published: :attr:`NexusServer.list_shape` picks it: ``"array"`` (a bare JSON
+array, the default), ``"object"`` (``{<list_key>: [...], "total": n, "next_cursor": ...}``) or ``"unreadable"``
+(a 200 with an HTML page, as a proxy in front of the API may answer); ``list_metadata=False`` leaves the
+traces' ``metadata`` out of the list (``GET /api/v1/traces/{id}`` still has it).
+
     with NexusServer() as server:
         exporter = NexusSpanExporter(api_key=server.api_key, endpoint=server.url)
 """
@@ -39,6 +44,8 @@ GET_TRACE = "GET /api/v1/traces/{id}"
 UPDATE_TRACE = "PATCH /api/v1/traces/{id}"
 CREATE_SPAN = "POST /api/v1/traces/{id}/spans"
 ROUTES = (CREATE_TRACE, LIST_TRACES, GET_TRACE, UPDATE_TRACE, CREATE_SPAN)
+LIST_SHAPES = ("array", "object", "unreadable")
+UNREADABLE_PAGE = b"<!doctype html><title>200 OK</title><p>Request accepted.</p>"
 
 _ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 _KEY = re.compile(r"^nxs_[0-9a-f]{64}$")
@@ -137,6 +144,9 @@ class _Handler(LocalHandler):
         if reply.status == 0:
             self.close_connection = True  # drop the connection: the client gets no answer at all
             return
+        if isinstance(reply.body, bytes):  # a raw page, not JSON
+            self._send(reply.status, reply.body, "text/html", reply.headers)
+            return
         data = b"" if reply.body is None else json.dumps(reply.body).encode()
         self._send(reply.status, data, "application/json", reply.headers)
 
@@ -156,10 +166,18 @@ class NexusServer(LocalHttpServer):
         plan: str = "free",
         monthly_limit: int = 1000,
         strict_parents: bool = True,
+        list_shape: str = "array",
+        list_key: str = "traces",
+        list_metadata: bool = True,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
         super().__init__(host=host, port=port)
+        if list_shape not in LIST_SHAPES:
+            raise ValueError(f"unknown list_shape {list_shape!r}; expected one of {LIST_SHAPES}")
+        self.list_shape = list_shape  #: how GET /api/v1/traces answers (may be changed while serving)
+        self.list_key = list_key  #: the key holding the list when list_shape is "object"
+        self.list_metadata = list_metadata  #: whether listed traces carry their metadata
         self.api_key = api_key or new_api_key()
         self.plan = plan
         self.monthly_limit = monthly_limit
@@ -491,7 +509,16 @@ class NexusServer(LocalHttpServer):
             mark = (cursor["started_at"], after)
             traces = [t for t in traces if (t["started_at"], t["id"]) < mark]
         traces.sort(key=lambda t: (t["started_at"], t["id"]), reverse=True)
-        return _Reply(200, [self._summary(t) for t in traces[:limit]], {"X-Total-Count": str(len(traces))})
+        page = [self._summary(t) for t in traces[:limit]]
+        if not self.list_metadata:
+            page = [{k: v for k, v in item.items() if k != "metadata"} for item in page]
+        headers = {"X-Total-Count": str(len(traces))}
+        if self.list_shape == "unreadable":
+            return _Reply(200, UNREADABLE_PAGE, headers)
+        if self.list_shape == "object":
+            cursor = page[-1]["id"] if len(traces) > limit else None
+            return _Reply(200, {self.list_key: page, "total": len(traces), "next_cursor": cursor}, headers)
+        return _Reply(200, page, headers)
 
     def _get_trace(self, trace_id: str) -> _Reply:
         trace = self._traces.get(trace_id)

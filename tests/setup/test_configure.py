@@ -162,6 +162,51 @@ def test_missing_optional_dependency_names_the_extra(monkeypatch, exporter, bloc
     assert repr(exporter.split("_proto")[0]) in message or exporter in message
 
 
+NO_SDK_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+
+    class NoSdk:  # the plain wheel's environment: the OpenTelemetry API, no SDK
+        def find_spec(self, name, path=None, target=None):
+            if name == "opentelemetry.sdk" or name.startswith("opentelemetry.sdk."):
+                raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+            return None
+
+    assert not any(m.startswith("opentelemetry.sdk") for m in sys.modules)
+    sys.meta_path.insert(0, NoSdk())
+    from opentelemetry.instrumentation.azure_ai_agents import AzureAgentInstrumentor
+    from opentelemetry.instrumentation.azure_ai_agents.configure import configure_telemetry
+
+    try:
+        configure_telemetry("agent_tree")
+    except ImportError as error:
+        outcome = {"type": type(error).__name__, "message": str(error), "name": error.name}
+    else:
+        outcome = {"type": None}
+    outcome["instrumented_after"] = AzureAgentInstrumentor().is_instrumented_by_opentelemetry
+    AzureAgentInstrumentor().instrument()  # the instrumentation itself needs only the API
+    outcome["instruments_without_sdk"] = AzureAgentInstrumentor().is_instrumented_by_opentelemetry
+    AzureAgentInstrumentor().uninstrument()
+    print(json.dumps(outcome))
+    """
+)
+
+
+def test_without_the_sdk_configure_telemetry_names_the_pip_install():
+    """The plain wheel does not depend on opentelemetry-sdk: the error says what to install, not just
+    ``ModuleNotFoundError: opentelemetry.sdk``; the instrumentation alone still works on the API."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    done = subprocess.run([sys.executable, "-c", NO_SDK_SCRIPT], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    outcome = json.loads(done.stdout.strip().splitlines()[-1])
+    assert outcome["type"] == "ImportError", outcome
+    assert "pip install opentelemetry-sdk" in outcome["message"]
+    assert 'pip install "opentelemetry-instrumentation-azure-ai-agents[otlp]"' in outcome["message"]
+    assert outcome["name"].startswith("opentelemetry.sdk")
+    assert outcome["instrumented_after"] is False
+    assert outcome["instruments_without_sdk"] is True
+
+
 # ---- what it builds --------------------------------------------------------------------------------------
 def test_service_name_argument_then_environment_then_default(monkeypatch, handles):
     assert _configure(handles, "none", instrument=False).tracer_provider.resource.attributes["service.name"] == (
@@ -335,3 +380,22 @@ def test_global_providers_are_set_once_and_only_when_asked(tmp_path):
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"first": True, "second": False, "pinned": False, "global_is_first": True}
     assert "Overriding of current TracerProvider is not allowed" not in done.stderr
+
+
+@pytest.mark.parametrize(("env", "expected"), [(None, 16_384), ("4096", 4096)])
+def test_nexus_gets_a_queue_that_holds_a_burst_unless_the_sdk_variable_says_otherwise(
+    monkeypatch, handles, env, expected
+):
+    """Nexus costs one request per span: the SDK's default batch queue (2,048 spans) drops runs in a burst."""
+    with NexusServer() as nexus:
+        monkeypatch.setenv("NEXUS_API_KEY", nexus.api_key)
+        monkeypatch.setenv("NEXUS_ENDPOINT", nexus.url)
+        if env is None:
+            monkeypatch.delenv("OTEL_BSP_MAX_QUEUE_SIZE", raising=False)
+        else:
+            monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", env)
+        handle = _configure(handles, "nexus,otlp", instrument=False)
+        processors = handle.tracer_provider._active_span_processor._span_processors
+        sizes = [p._batch_processor._max_queue_size for p in processors]
+        assert sizes == [expected, int(env or 2048)]  # nexus, then otlp (the SDK's default)
+        handle.shutdown(timeout_s=5)

@@ -41,9 +41,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--run-expiry", type=float, default=600, help="seconds until an unfinished run expires")
     parser.add_argument("--seed", type=int, default=None, help="deterministic ids")
     parser.add_argument("--model", default="gpt-4o", help="MODEL_DEPLOYMENT_NAME to print")
-    parser.add_argument("--env-file", default=None, help="also write the environment as KEY=VALUE lines")
+    parser.add_argument(
+        "--env-file", default=None, help="also write the environment as KEY=VALUE lines (shell-quoted, for . or dotenv)"
+    )
     parser.add_argument("--json", action="store_true", help="print the environment as one JSON line")
     return parser
+
+
+def env_file_text(environment: dict[str, str]) -> str:
+    """``KEY=VALUE`` lines, each value quoted for a POSIX shell when it needs it (the legacy connection string
+    holds ``;``), so that both ``set -a; . ./.env.emulator; set +a`` and dotenv loaders read the same values."""
+    return "".join(f"{name}={shlex.quote(value)}\n" for name, value in environment.items())
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -63,7 +71,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     emulator.start()
     environment = emulator.environment(model=args.model)
     if args.env_file:
-        Path(args.env_file).write_text("".join(f"{k}={v}\n" for k, v in environment.items()), encoding="utf-8")
+        Path(args.env_file).write_text(env_file_text(environment), encoding="utf-8")
     if args.json:
         print(json.dumps(environment), flush=True)
     else:

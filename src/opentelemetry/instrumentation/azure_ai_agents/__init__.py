@@ -6,7 +6,8 @@ Usage::
 
     AzureAgentInstrumentor().instrument()
 
-or zero-code: ``opentelemetry-instrument python app.py`` (entry point ``azure_ai_agents``).
+or zero-code: ``OTEL_METRICS_EXPORTER=none opentelemetry-instrument python app.py`` (entry point
+``azure_ai_agents``; name a metrics exporter, or none: the distro's default OTLP one waits for localhost:4317).
 Works with ``azure-ai-agents`` 1.x and the legacy ``azure-ai-projects`` 1.0.0bX (classic runs), and with the new
 Foundry agents of ``azure-ai-projects`` >= 2 (agent invocations on the Responses API), whichever is installed.
 """
@@ -30,8 +31,8 @@ from .classic.run_state import TrackerConfig
 from .classic.tracker import RunTracker
 from .core.content import ContentPolicy, RedactHook
 from .core.conventions import SCHEMA_URL
-from .core.fetcher import hook_provider_flush
 from .core.metrics import RunMetrics
+from .core.provider_hook import hook_provider
 from .foundry.invocations import Invocations
 from .package import _instruments, _instruments_any
 from .patch import Installed, install
@@ -63,7 +64,8 @@ class AzureAgentInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     * ``metadata_keys``: run / agent metadata keys recorded as ``azure.ai.agents.run.metadata.<key>`` (none by
       default: metadata can hold user data).
     * ``fetch_timeout``: seconds allowed to each request the instrumentation makes for itself, off the app's
-      path (step listings, agent reads; default 5). ``TracerProvider.force_flush()`` waits for those still pending.
+      path (step listings, agent reads; default 5). ``TracerProvider.force_flush()`` waits for those still pending,
+      and ``TracerProvider.shutdown()`` too (at most ``fetch_timeout``) before its span processors shut down.
     * ``foundry_project_id``: the Foundry project's Azure Resource Manager id, recorded as
       ``microsoft.foundry.project.id`` on new-agent invocations (the client cannot know it; default: none).
     """
@@ -98,7 +100,7 @@ class AzureAgentInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         metrics = RunMetrics(meter)
         tracker = RunTracker(tracer, content, config, metrics)
         self._provider = kwargs.get("tracer_provider") or trace.get_tracer_provider()
-        hook_provider_flush(self._provider, tracker.fetcher)
+        hook_provider(self._provider, tracker.fetcher)
         installed = [i for i in (install(s, tracker) for s in SURFACES) if i is not None]
         # The new Foundry agents: their own tracker (agent invocations), same providers, content policy, bounds.
         project_id = kwargs.get("foundry_project_id") or os.environ.get(ENV_FOUNDRY_PROJECT_ID) or None
@@ -126,7 +128,7 @@ class AzureAgentInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             atexit.unregister(self._invocations.shutdown)
             self._invocations.shutdown()
             self._invocations = None
-        hook_provider_flush(self._provider, None)
+        hook_provider(self._provider, None)
         self._provider = None
 
 

@@ -22,10 +22,9 @@ from .classic.operations import (
     PostMessage,
     ProcessRun,
     ReadMessages,
-    RunOperation,
     SubmitToolOutputs,
 )
-from .classic.run_extras import RunExtras
+from .classic.reads import RunReader
 from .classic.steps import PagedStepLister, PageModelStepLister
 from .classic.streaming import StreamClosed, StreamEvents, StreamRegistry, StreamRun, SubmitToolOutputsStream
 from .classic.tool_execution import ExecuteFunction
@@ -50,18 +49,17 @@ class Surface:
 def _agents(module: str, client_module: str) -> list[Surface]:
     """azure-ai-agents 1.x: ``client.runs``, ``client.run_steps``, ``client.messages`` and agent methods on the
     client."""
-    steps = PagedStepLister(module)
-    extras = RunExtras(AgentGetter(module + "._operations"), MessageLister(module))
+    reader = RunReader(PagedStepLister(module), AgentGetter(module + "._operations"), MessageLister(module))
     sdk = "azure-ai-agents"
     return [
-        Surface(module, "RunsOperations", "create", _x(CreateRun(steps, thread=Arg(0, "thread_id")), extras), sdk),
-        Surface(module, "RunsOperations", "get", _x(ObserveRun(steps), extras), sdk),
-        Surface(module, "RunsOperations", "cancel", _x(ObserveRun(steps), extras), sdk),
-        Surface(module, "RunsOperations", "submit_tool_outputs", _x(SubmitToolOutputs(steps), extras), sdk),
-        Surface(module, "RunsOperations", "create_and_process", _x(ProcessRun(steps), extras), sdk),
-        Surface(module, "RunsOperations", "stream", _x(StreamRun(STREAMS), extras), sdk),
+        Surface(module, "RunsOperations", "create", CreateRun(reader, thread=Arg(0, "thread_id")), sdk),
+        Surface(module, "RunsOperations", "get", ObserveRun(reader), sdk),
+        Surface(module, "RunsOperations", "cancel", ObserveRun(reader), sdk),
+        Surface(module, "RunsOperations", "submit_tool_outputs", SubmitToolOutputs(reader), sdk),
+        Surface(module, "RunsOperations", "create_and_process", ProcessRun(reader), sdk),
+        Surface(module, "RunsOperations", "stream", StreamRun(STREAMS, reader), sdk),
         Surface(
-            module, "RunsOperations", "submit_tool_outputs_stream", _x(SubmitToolOutputsStream(STREAMS), extras), sdk
+            module, "RunsOperations", "submit_tool_outputs_stream", SubmitToolOutputsStream(STREAMS, reader), sdk
         ),
         Surface(module, "RunStepsOperations", "list", ListSteps(paged=True), sdk),
         Surface(module, "RunStepsOperations", "get", GetStep(), sdk),
@@ -72,10 +70,10 @@ def _agents(module: str, client_module: str) -> list[Surface]:
             client_module,
             "AgentsClient",
             "create_thread_and_run",
-            _x(CreateRun(steps, body=Arg(0, "body")), extras),
+            CreateRun(reader, body=Arg(0, "body")),
             sdk,
         ),
-        Surface(client_module, "AgentsClient", "create_thread_and_process_run", _x(ProcessRun(steps), extras), sdk),
+        Surface(client_module, "AgentsClient", "create_thread_and_process_run", ProcessRun(reader), sdk),
         Surface(client_module, "AgentsClient", "create_agent", AgentOperation(conv.CREATE_AGENT), sdk),
         Surface(client_module, "AgentsClient", "get_agent", ObserveAgent(), sdk),
         Surface(
@@ -99,34 +97,29 @@ def _project_client(module: str) -> list[Surface]:
 
 def _projects(module: str) -> list[Surface]:
     """azure-ai-projects 1.0.0bX: everything on ``client.agents`` (``AgentsOperations``)."""
-    steps = PageModelStepLister("list_run_steps")
-    extras = RunExtras(AgentGetter(), MessageLister(legacy_method="list_messages"))
+    reader = RunReader(
+        PageModelStepLister("list_run_steps"), AgentGetter(), MessageLister(legacy_method="list_messages")
+    )
     sdk = "azure-ai-projects"
     ops = "AgentsOperations"
     return [
-        Surface(module, ops, "create_run", _x(CreateRun(steps, thread=Arg(0, "thread_id")), extras), sdk),
-        Surface(module, ops, "get_run", _x(ObserveRun(steps), extras), sdk),
-        Surface(module, ops, "cancel_run", _x(ObserveRun(steps), extras), sdk),
-        Surface(module, ops, "submit_tool_outputs_to_run", _x(SubmitToolOutputs(steps), extras), sdk),
-        Surface(module, ops, "create_and_process_run", _x(ProcessRun(steps), extras), sdk),
-        Surface(module, ops, "create_stream", _x(StreamRun(STREAMS), extras), sdk),
-        Surface(module, ops, "submit_tool_outputs_to_stream", _x(SubmitToolOutputsStream(STREAMS), extras), sdk),
+        Surface(module, ops, "create_run", CreateRun(reader, thread=Arg(0, "thread_id")), sdk),
+        Surface(module, ops, "get_run", ObserveRun(reader), sdk),
+        Surface(module, ops, "cancel_run", ObserveRun(reader), sdk),
+        Surface(module, ops, "submit_tool_outputs_to_run", SubmitToolOutputs(reader), sdk),
+        Surface(module, ops, "create_and_process_run", ProcessRun(reader), sdk),
+        Surface(module, ops, "create_stream", StreamRun(STREAMS, reader), sdk),
+        Surface(module, ops, "submit_tool_outputs_to_stream", SubmitToolOutputsStream(STREAMS, reader), sdk),
         Surface(module, ops, "list_run_steps", ListSteps(paged=False), sdk),
         Surface(module, ops, "get_run_step", GetStep(), sdk),
         Surface(module, ops, "create_message", PostMessage(), sdk),
         Surface(module, ops, "list_messages", ReadMessages(), sdk),
         Surface(module, ops, "get_message", ReadMessages(), sdk),
-        Surface(module, ops, "create_thread_and_run", _x(CreateRun(steps, body=Arg(0, "body")), extras), sdk),
+        Surface(module, ops, "create_thread_and_run", CreateRun(reader, body=Arg(0, "body")), sdk),
         Surface(module, ops, "create_agent", AgentOperation(conv.CREATE_AGENT), sdk),
         Surface(module, ops, "get_agent", ObserveAgent(), sdk),
         Surface(module, ops, "update_agent", AgentOperation(conv.UPDATE_AGENT, Arg(0, "agent_id")), sdk),
     ]
-
-
-def _x(operation: RunOperation, extras: RunExtras) -> RunOperation:
-    """``operation``, reading a finished run's agent and answer through ``extras`` when nothing else showed them."""
-    operation.extras = extras
-    return operation
 
 
 def _models(module: str, sdk: str) -> list[Surface]:

@@ -23,6 +23,7 @@ from ..core.attributes import (
     field,
     identity,
     int_field,
+    number,
     plain,
     seconds_to_ns,
     settings,
@@ -81,6 +82,27 @@ def run_error_type(run: Mapping[str, Any], status: str) -> Optional[tuple[str, O
         reason = text_field(field(run, "incomplete_details"), "reason")
         return (reason or status), message or (f"run incomplete: {reason}" if reason else None)
     return status, message
+
+
+#: A run that ended without ever starting (failed, cancelled or expired while queued) queued until its end stamp.
+_END_STAMPS = {"failed": "failed_at", "cancelled": "cancelled_at", "expired": "expires_at", "completed": "completed_at"}
+
+
+def run_queue_time(run: Mapping[str, Any]) -> Optional[float]:
+    """Seconds the run waited in the service's queue, from the service's own timestamps (unix seconds, whole
+    seconds on the real service): ``created_at`` -> ``started_at``; for a run that ended without starting,
+    ``created_at`` -> its end stamp. None while the run is still queued, or when the stamps are missing or
+    inconsistent (a start before the creation)."""
+    created = number(field(run, "created_at"))
+    if created is None or created <= 0:
+        return None
+    started = number(field(run, "started_at"))
+    if started is None:
+        end_stamp = _END_STAMPS.get(text_field(run, "status") or "")
+        started = number(field(run, end_stamp)) if end_stamp else None
+    if started is None or started < created:
+        return None
+    return round(started - created, 6)  # stamps in milliseconds at most: no float noise in the seconds
 
 
 def finish_reason(obj: Mapping[str, Any], status: Optional[str]) -> Optional[str]:

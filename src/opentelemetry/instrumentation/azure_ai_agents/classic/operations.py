@@ -10,13 +10,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from contextvars import ContextVar
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from ..core import attributes as attrs
 from ..core.calls import Arg, Call, Operation, guarded
-from .registry import Run
-from .run_extras import RunExtras
-from .steps import ObservedPages, StepLister
+from .reads import RunReader
+from .runs import Run
+from .steps import ObservedPages
 from .tracker import RunTracker
 
 _log = logging.getLogger(__name__)
@@ -27,65 +27,33 @@ _PROCESS_SCOPE: ContextVar[Optional[list[Run]]] = ContextVar("azure_ai_agents_pr
 
 
 class RunOperation(Operation):
-    """Base of the classic operations: what a run snapshot reveals, and a finished run's reads off the app's path."""
+    """Base of the classic operations. Those whose result is a run snapshot report it to the tracker
+    (:meth:`_observe`); a run that just ended goes back to the tracker with this surface's ``reader`` (what only
+    we can still read for it: steps, agent, answer), which has it read off the app's path and ends it."""
 
-    steps: Optional[StepLister] = None
-    #: reads a finished run's agent and answer when nothing else showed them (see ``run_extras``)
-    extras: Optional[RunExtras] = None
+    #: this SDK surface's reads of a finished run (steps, agent, answer); set by the table in ``surfaces``
+    reader: Optional[RunReader] = None
+    #: whether a finished run's steps are listed (False where they arrive otherwise: streams)
+    lists_steps = True
 
-    # Shared by every operation whose result is a run snapshot.
     def _observe(self, tracker: RunTracker, instance: Any, call: Call, run: Any) -> None:
         ended = tracker.observe_run(run, call.sent_ns)
         if ended is not None:
-            self._finish(tracker, instance, call, ended)
+            tracker.read_and_finish(ended, self.reader, instance, False, self.lists_steps)
 
     async def _observe_async(self, tracker: RunTracker, instance: Any, call: Call, run: Any) -> None:
         ended = tracker.observe_run(run, call.sent_ns)
         if ended is not None:
-            self._finish(tracker, instance, call, ended, is_async=True)
-
-    def _finish(self, tracker: RunTracker, instance: Any, call: Call, run: Run, is_async: bool = False) -> None:
-        """Has a finished run's steps (and its extras: agent, answer) read off the app's path (the fetcher), then
-        the run ends, at the time its terminal status was observed. Nothing here waits for the service; whatever
-        happens (even a ``BaseException``), the run ends."""
-        lister = self.steps if tracker.config.list_steps_on_completion else None
-        extras = self.extras
-        submitted = False
-        try:
-            if lister is None and extras is None:
-                return
-            thread_id, run_id = _thread_of(call, run), run.run_id
-            fetch: Callable[[float], Any]
-            if is_async:
-
-                async def fetch(timeout_s: float) -> Any:
-                    listing = await lister.list_async(instance, thread_id, run_id, timeout_s) if lister else None
-                    if extras is not None:
-                        steps = listing.steps if listing is not None else None
-                        await extras.read_async(tracker, instance, thread_id, run, steps)
-                    return listing
-
-            else:
-
-                def fetch(timeout_s: float) -> Any:
-                    listing = lister.list(instance, thread_id, run_id, timeout_s) if lister else None
-                    if extras is not None:
-                        extras.read(tracker, instance, thread_id, run, listing.steps if listing is not None else None)
-                    return listing
-
-            owner = (lister or StepLister()).owner(instance)
-            tracker.fetch_steps(run, fetch, owner)
-            submitted = True
-        finally:
-            if not submitted:
-                tracker.finish_run(run)
+            tracker.read_and_finish(ended, self.reader, instance, True, self.lists_steps)
 
 
 class CreateRun(RunOperation):
     """``runs.create`` / ``create_run`` / ``create_thread_and_run``: opens the run span."""
 
-    def __init__(self, steps: Optional[StepLister], thread: Optional[Arg] = None, body: Arg = Arg(1, "body")) -> None:
-        self.steps, self._thread, self._body = steps, thread, body
+    def __init__(
+        self, reader: Optional[RunReader], thread: Optional[Arg] = None, body: Arg = Arg(1, "body")
+    ) -> None:
+        self.reader, self._thread, self._body = reader, thread, body
 
     def before(self, tracker: RunTracker, instance: Any, args: tuple, kwargs: dict) -> Optional[Call]:
         state = tracker.begin_run(self._request(args, kwargs), attrs.server_address(_endpoint(instance)))
@@ -120,13 +88,13 @@ class CreateRun(RunOperation):
     def after(self, tracker: RunTracker, instance: Any, call: Call, result: Any) -> Any:
         ended = tracker.run_created(call.state, result)  # type: ignore[arg-type]
         if ended is not None:
-            self._finish(tracker, instance, call, ended)
+            tracker.read_and_finish(ended, self.reader, instance, False, self.lists_steps)
         return result
 
     async def after_async(self, tracker: RunTracker, instance: Any, call: Call, result: Any) -> Any:
         ended = tracker.run_created(call.state, result)  # type: ignore[arg-type]
         if ended is not None:
-            self._finish(tracker, instance, call, ended, is_async=True)
+            tracker.read_and_finish(ended, self.reader, instance, True, self.lists_steps)
         return result
 
     def failed(self, tracker: RunTracker, call: Call, exc: BaseException) -> None:
@@ -145,20 +113,20 @@ class ProcessRun(RunOperation):
     run span then ends with that error instead of staying open until the idle timeout.
     """
 
-    def __init__(self, steps: Optional[StepLister] = None) -> None:
-        self.steps = steps
+    def __init__(self, reader: Optional[RunReader] = None) -> None:
+        self.reader = reader
 
     def before(self, tracker: RunTracker, instance: Any, args: tuple, kwargs: dict) -> Optional[Call]:
         return Call(payload=_PROCESS_SCOPE.set([]))
 
     def after(self, tracker: RunTracker, instance: Any, call: Call, result: Any) -> Any:
         for run in self._returned(tracker, call):
-            self._finish(tracker, _operations_of(instance), call, run)
+            tracker.read_and_finish(run, self.reader, _operations_of(instance), False)
         return result
 
     async def after_async(self, tracker: RunTracker, instance: Any, call: Call, result: Any) -> Any:
         for run in self._returned(tracker, call):
-            self._finish(tracker, _operations_of(instance), call, run, is_async=True)
+            tracker.read_and_finish(run, self.reader, _operations_of(instance), True)
         return result
 
     @staticmethod
@@ -178,8 +146,10 @@ class ProcessRun(RunOperation):
 class ObserveRun(RunOperation):
     """``runs.get`` / ``get_run`` / ``cancel``: a run snapshot; the run span is current during the call."""
 
-    def __init__(self, steps: StepLister, thread: Arg = Arg(0, "thread_id"), run: Arg = Arg(1, "run_id")) -> None:
-        self.steps, self._thread, self._run = steps, thread, run
+    def __init__(
+        self, reader: Optional[RunReader], thread: Arg = Arg(0, "thread_id"), run: Arg = Arg(1, "run_id")
+    ) -> None:
+        self.reader, self._thread, self._run = reader, thread, run
 
     def before(self, tracker: RunTracker, instance: Any, args: tuple, kwargs: dict) -> Optional[Call]:
         run_id = self._run.get(args, kwargs)
@@ -202,13 +172,13 @@ class SubmitToolOutputs(ObserveRun):
 
     def __init__(
         self,
-        steps: StepLister,
+        reader: Optional[RunReader],
         thread: Arg = Arg(0, "thread_id"),
         run: Arg = Arg(1, "run_id"),
         body: Arg = Arg(2, "body"),
         outputs: Arg = Arg(None, "tool_outputs"),
     ) -> None:
-        super().__init__(steps, thread, run)
+        super().__init__(reader, thread, run)
         self._body, self._outputs = body, outputs
 
     def before(self, tracker: RunTracker, instance: Any, args: tuple, kwargs: dict) -> Optional[Call]:
@@ -359,10 +329,6 @@ _NO_CONTEXT = Call()
 
 def _endpoint(instance: Any) -> Any:
     return getattr(getattr(instance, "_config", None), "endpoint", None)
-
-
-def _thread_of(call: Call, state: Run) -> Optional[str]:
-    return call.thread_id or state.thread_id
 
 
 def _operations_of(instance: Any) -> Any:

@@ -75,6 +75,12 @@ class RunState:
     children_emitted: bool = False  # the run ended and its step/tool spans were emitted once
     first_chunk_s: Optional[float] = None  # streamed runs: seconds from create to the first event
     awaiting_outputs: bool = False  # requires_action observed and not answered yet
+    #: seconds in the service's queue, from the newest snapshot that showed them (see ``attributes.run_queue_time``)
+    queue_time_s: Optional[float] = None
+    #: client wall-clock ns (``time.time_ns``) spent waiting for the app's outputs in the rounds already answered
+    tool_wait_ns: int = 0
+    #: when the current ``requires_action`` round was first seen (None: not waiting for the app)
+    waiting_since_ns: Optional[int] = None
     transitions: list[Transition] = field(default_factory=list)
     #: attributes from allowed metadata keys (``azure.ai.agents.run.metadata.*``), set once
     metadata_done: bool = False
@@ -96,6 +102,10 @@ class RunState:
                 return Change(self.status, None, False)
             self.last_sent_ns = sent_ns
         status = attrs.text_field(run, "status")
+        if status is not None and self.status is not None and _RANK.get(status, 1) < _RANK.get(self.status, 1):
+            # A run never goes back (in_progress -> queued, say): this answer was overtaken on its way (two
+            # threads polling; a request sent first may reach the service second).
+            return Change(self.status, None, False)
         changed = status is not None and status != self.status
         previous = self.status
         if changed:
@@ -104,8 +114,14 @@ class RunState:
             new_calls = self.note_required_calls(run, now_ns, capture_arguments)
             if changed or new_calls:
                 self.awaiting_outputs = True
+                if self.waiting_since_ns is None:
+                    self.waiting_since_ns = now_ns
         elif status is not None:
             self.awaiting_outputs = False
+            self._stop_waiting(now_ns)  # the run moved on without the app (cancelled, expired, ...)
+        queue_time = cattrs.run_queue_time(run)
+        if queue_time is not None:
+            self.queue_time_s = queue_time
         terminal = status in cattrs.TERMINAL_STATUSES
         if terminal:
             self.end_ns = now_ns
@@ -118,6 +134,9 @@ class RunState:
             self.transitions.append((now_ns, status, previous, required, action_type))  # type: ignore[arg-type]
             attributes = cattrs.run_attributes(run)
             attributes[attrs.RUN_STATUS] = status
+            reason = cattrs.finish_reason(run, status) if terminal else None
+            if reason:
+                attributes[gen_ai.GEN_AI_RESPONSE_FINISH_REASONS] = (reason,)
             self.usage = {
                 k: v
                 for k, v in attributes.items()
@@ -158,6 +177,7 @@ class RunState:
         """The app answered ``requires_action``: ends the client-side timing of the calls it answered."""
         self.last_seen = monotonic
         self.awaiting_outputs = False
+        self._stop_waiting(now_ns)
         if not isinstance(outputs, Iterable) or isinstance(outputs, (str, bytes, Mapping)):
             return
         for output in outputs:
@@ -173,6 +193,29 @@ class RunState:
                 call.submitted_ns = now_ns
             if capture:
                 call.output = attrs.field(output, "output")
+
+    # ---- where the run's time went ---------------------------------------------------------------------
+    def _stop_waiting(self, now_ns: int) -> None:
+        if self.waiting_since_ns is not None:
+            self.tool_wait_ns += max(now_ns - self.waiting_since_ns, 0)
+            self.waiting_since_ns = None
+
+    def timings(self, end_ns: int) -> tuple[Optional[float], Optional[float]]:
+        """``(queue time, tool-wait time)`` in seconds, for the run span and the histograms.
+
+        * Queue time: the service's clock (its ``created_at`` -> ``started_at`` stamps), None until known.
+        * Tool-wait time: the client's wall clock (``time.time_ns``, the clock of the span timestamps), from the
+          first poll response or stream event that showed a ``requires_action`` round to the
+          ``submit_tool_outputs`` call that answered it (measured when the call is made), summed over rounds; a
+          round never answered counts until the run left ``requires_action`` or, still waiting, until ``end_ns``.
+          0.0 for a run that never waited; None for a run the service never created (no run id).
+        """
+        if self.run_id is None:
+            return self.queue_time_s, None
+        waited = self.tool_wait_ns
+        if self.waiting_since_ns is not None:
+            waited += max(end_ns - self.waiting_since_ns, 0)
+        return self.queue_time_s, waited / 1e9
 
     # ---- steps -----------------------------------------------------------------------------------------
     def store_steps(self, steps: Iterable[Any]) -> None:
@@ -266,6 +309,12 @@ class RunContent:
     def missing_messages(self) -> list[str]:
         """Ids of messages the run created whose content we have not seen."""
         return [m for m in self.message_ids if m not in self.messages]
+
+
+#: How far along a run is, by status: a snapshot showing an earlier stage than one already applied is stale.
+#: ``in_progress`` and ``requires_action`` alternate legitimately (one stage); unknown statuses are mid-run.
+_RANK = {"queued": 0, "in_progress": 1, "requires_action": 1, "cancelling": 2}
+_RANK.update(dict.fromkeys(("completed", "failed", "cancelled", "expired", "incomplete"), 3))
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,10 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from ..core import attributes as attrs
 from ..core import conventions as conv
 from ..core import messages
-from ..core.spans import SpanEmitter, clamp, record_exception
+from ..core.spans import SpanEmitter, clamp, record_exception, record_service_error
 from . import attributes as cattrs
-from .registry import Run
 from .run_state import PendingCall
+from .runs import Run
 
 StepCalls = list[tuple[attrs.ToolCall, Optional[PendingCall]]]
 
@@ -80,11 +80,13 @@ class RunSpans(SpanEmitter):
                     event[attrs.REQUIRED_ACTION_TYPE] = action_type
             run.span.add_event(attrs.RUN_STATUS_CHANGED_EVENT, event, timestamp=seen_ns)
 
-    @staticmethod
-    def record_error(run: Run, error: tuple[str, Optional[str]]) -> None:
+    def record_error(self, run: Run, error: tuple[str, Optional[str]]) -> None:
+        """A run that ended badly (failed, expired, incomplete; a stream's error event): ``error.type``, the
+        status, and an ``exception`` event carrying the service's error code and message (stamped when the
+        run's end was seen, after its status events)."""
         if not run.state.ended:
-            run.span.set_attribute(error_attributes.ERROR_TYPE, error[0])
-            run.span.set_status(Status(StatusCode.ERROR, error[1] or error[0]))
+            self.flush_transitions(run)
+            record_service_error(run.span, error, run.state.end_ns)
 
     @staticmethod
     def record_run_exception(run: Run, exc: BaseException) -> Optional[str]:
@@ -97,6 +99,7 @@ class RunSpans(SpanEmitter):
         if state.ended:
             return
         self.flush_transitions(run)
+        self.record_timings(run, end_ns)
         if state.steps_dropped:
             run.span.set_attribute(attrs.RUN_STEPS_DROPPED, state.steps_dropped)
         self.record_run_content(run)
@@ -105,6 +108,15 @@ class RunSpans(SpanEmitter):
         run.span = trace.NonRecordingSpan(run.span.get_span_context())
         run.context = trace.set_span_in_context(run.span)
         state.release_payloads()
+
+    @staticmethod
+    def record_timings(run: Run, end_ns: int) -> None:
+        """Where the run's time went: ``azure.ai.agents.run.queue_time`` (service clock) and
+        ``azure.ai.agents.run.tool_wait_time`` (client clock); see ``RunState.timings``. (Their histograms are
+        recorded with the run's duration, by the tracker.)"""
+        queue_time, tool_wait = run.state.timings(end_ns)
+        timings = {conv.RUN_QUEUE_TIME: queue_time, conv.RUN_TOOL_WAIT_TIME: tool_wait}
+        run.span.set_attributes({k: v for k, v in timings.items() if v is not None})
 
     def emit_children(self, run: Run) -> None:
         """Emits the chat (step) and tool spans not emitted yet, inside the run's window. With content capture

@@ -31,7 +31,8 @@ from ..core import attributes as attrs
 from ..core.calls import Arg, Call, Operation, guarded
 from . import attributes as cattrs
 from .operations import CreateRun, SubmitToolOutputs
-from .registry import Run
+from .reads import RunReader
+from .runs import Run
 from .tracker import RunTracker
 
 _log = logging.getLogger(__name__)
@@ -68,9 +69,8 @@ class RunStream:
         self.created = created  #: the run is registered with the tracker (its id is known)
         self.opened_run = not created  #: this stream started the run: its first event times the first chunk
         self.done = False  #: the run ended, or a newer stream carries it
-        #: (reads, the object the app called): what the run still needs when it ends (its agent, say)
-        self.reads: Optional[tuple[Any, Any]] = None
-        self.ending: Optional[Run] = None  #: an async stream's run that ended, to finish once its reads are done
+        #: (this surface's reader, the object the app called): what the run still needs when it ends (its agent)
+        self.reads: Optional[tuple[RunReader, Any]] = None
         self.is_async = False
 
     def on_frame(self, tracker: RunTracker, frame: Any) -> None:
@@ -107,38 +107,9 @@ class RunStream:
             ended = tracker.observe_run(run)
         if ended is not None:
             self.done = True
-            if self.reads is None:
-                tracker.finish_run(ended)  # steps came as events: nothing to list
-            else:
-                self._read_then_finish(tracker, ended)
-
-    def _read_then_finish(self, tracker: RunTracker, ended: Run) -> None:
-        """The run's remaining reads (its agent, its answer) go off the app's path, like a polled run's step
-        listing (the fetcher): a task on the app's loop for async clients, a worker for sync ones."""
-        extras, instance = self.reads  # type: ignore[misc]
-        thread_id = ended.thread_id
-        fetch: Any
-        if self.is_async:
-
-            async def fetch(timeout_s: float) -> None:
-                await extras.read_async(tracker, instance, thread_id, ended, None)
-
-        else:
-
-            def fetch(timeout_s: float) -> None:
-                extras.read(tracker, instance, thread_id, ended, None)
-
-        tracker.fetch_steps(ended, fetch, getattr(instance, "_client", None))
-
-    async def finish_async(self, tracker: RunTracker) -> None:
-        ended, self.ending = self.ending, None
-        if ended is None or self.reads is None:
-            return
-        extras, instance = self.reads
-        try:
-            await extras.read_async(tracker, instance, ended.thread_id, ended, None)
-        finally:
-            tracker.finish_run(ended)
+            # Steps came as events: nothing to list; the rest (its agent, its answer) is read off the app's path.
+            reader, instance = self.reads if self.reads is not None else (None, None)
+            tracker.read_and_finish(ended, reader, instance, self.is_async, list_steps=False)
 
     def on_end(self, tracker: RunTracker, reason: str, exc: Optional[BaseException] = None) -> None:
         """The stream stopped (exhausted, closed, dropped or raised) before a terminal event. Only the run's
@@ -202,11 +173,11 @@ class StreamRegistry:
             if old is not None:
                 old[2].detach()
 
-    def give_reads(self, handler: Any, extras: Any, instance: Any, is_async: bool) -> None:
-        """The reads ``handler``'s run needs when it ends (see ``run_extras``), made through ``instance``."""
+    def give_reads(self, handler: Any, reader: Optional[RunReader], instance: Any, is_async: bool) -> None:
+        """The reads ``handler``'s run needs when it ends (see ``reads``), made through ``instance``."""
         stream = self.get(handler) if handler is not None else None
-        if stream is not None and extras is not None:
-            stream.reads, stream.is_async = (extras, instance), is_async
+        if stream is not None and reader is not None:
+            stream.reads, stream.is_async = (reader, instance), is_async
 
     def forget(self, key: int, stream: RunStream) -> None:
         with self._lock:
@@ -240,9 +211,16 @@ def _handler_chain(handler: Any) -> list[Any]:
 class StreamRun(CreateRun):
     """``runs.stream`` / ``create_stream``: opens the run span like create; the first run event registers it."""
 
-    def __init__(self, registry: StreamRegistry, thread: Arg = Arg(0, "thread_id"), body: Arg = Arg(1, "body")) -> None:
-        super().__init__(None, thread=thread, body=body)
+    def __init__(
+        self,
+        registry: StreamRegistry,
+        reader: Optional[RunReader] = None,
+        thread: Arg = Arg(0, "thread_id"),
+        body: Arg = Arg(1, "body"),
+    ) -> None:
+        super().__init__(reader, thread=thread, body=body)
         self._registry = registry
+        self.lists_steps = False
 
     def after(self, tracker: RunTracker, instance: Any, call: Call, result: Any) -> Any:
         handler = getattr(result, "event_handler", None)
@@ -251,21 +229,24 @@ class StreamRun(CreateRun):
                 tracker.abandon_run(call.state, "stream_unobservable")
             return result
         self._registry.bind(tracker, handler, call.state, created=False)
-        self._registry.give_reads(handler, self.extras, instance, is_async=False)
+        self._registry.give_reads(handler, self.reader, instance, is_async=False)
         return result
 
     async def after_async(self, tracker: RunTracker, instance: Any, call: Call, result: Any) -> Any:
         self.after(tracker, instance, call, result)
-        self._registry.give_reads(getattr(result, "event_handler", None), self.extras, instance, is_async=True)
+        self._registry.give_reads(getattr(result, "event_handler", None), self.reader, instance, is_async=True)
         return result
 
 
 class SubmitToolOutputsStream(SubmitToolOutputs):
     """``submit_tool_outputs_stream`` / ``submit_tool_outputs_to_stream``: the run goes on in ``event_handler``."""
 
-    def __init__(self, registry: StreamRegistry, handler: Arg = Arg(None, "event_handler")) -> None:
-        super().__init__(None)  # type: ignore[arg-type]
+    def __init__(
+        self, registry: StreamRegistry, reader: Optional[RunReader] = None, handler: Arg = Arg(None, "event_handler")
+    ) -> None:
+        super().__init__(reader)
         self._registry, self._handler = registry, handler
+        self.lists_steps = False
 
     def before(self, tracker: RunTracker, instance: Any, args: tuple, kwargs: dict) -> Optional[Call]:
         call = super().before(tracker, instance, args, kwargs)
@@ -277,12 +258,12 @@ class SubmitToolOutputsStream(SubmitToolOutputs):
         state = tracker.open_state(call.run_id)
         if state is not None and call.payload is not None:
             self._registry.bind(tracker, call.payload, state, created=True)
-            self._registry.give_reads(call.payload, self.extras, instance, is_async=False)
+            self._registry.give_reads(call.payload, self.reader, instance, is_async=False)
         return result
 
     async def after_async(self, tracker: RunTracker, instance: Any, call: Call, result: Any) -> Any:
         self.after(tracker, instance, call, result)
-        self._registry.give_reads(call.payload, self.extras, instance, is_async=True)
+        self._registry.give_reads(call.payload, self.reader, instance, is_async=True)
         return result
 
 
@@ -299,12 +280,6 @@ class StreamEvents(Operation):
 
     def after(self, tracker: RunTracker, instance: Any, call: Call, result: Any) -> Any:
         call.payload.on_frame(tracker, result)
-        return result
-
-    async def after_async(self, tracker: RunTracker, instance: Any, call: Call, result: Any) -> Any:
-        call.payload.on_frame(tracker, result)
-        if call.payload.ending is not None:
-            await call.payload.finish_async(tracker)
         return result
 
     def failed(self, tracker: RunTracker, call: Call, exc: BaseException) -> None:

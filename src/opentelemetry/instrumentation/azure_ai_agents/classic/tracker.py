@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, Iterable, Mapping, Optional
+from typing import Any, Iterable, Mapping, Optional
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -36,12 +36,14 @@ from ..core import attributes as attrs
 from ..core import messages
 from ..core.content import ContentPolicy
 from ..core.fetcher import Fetcher
+from ..core.forking import at_fork_in_child
 from ..core.metrics import RunMetrics
 from . import attributes as cattrs
 from .agents import AgentCache
 from .message_reads import PostedMessages
-from .registry import Registry, Run
+from .reads import ReadPlan, RunReader, RunReads
 from .run_state import RunContent, RunState, TrackerConfig
+from .runs import Run, RunRegistry
 from .spans import RunSpans
 
 __all__ = ["LiveTool", "RunTracker"]
@@ -73,7 +75,7 @@ class RunTracker:
         self.config = config or TrackerConfig()
         self._metrics = metrics
         self.spans = RunSpans(tracer, content, metrics)
-        self.registry = Registry(self.config)
+        self.registry = RunRegistry(self.config)
         self.spans.find_run = self._run_span_context
         self.agents = AgentCache()
         self.fetcher = Fetcher(timeout_s=self.config.fetch_timeout_s)
@@ -81,6 +83,14 @@ class RunTracker:
         #: False once shut down: wrappers left in place (someone wrapped on top of ours) then do nothing.
         self.active = True
         #: messages the app posted to threads, until a run consumes them (content capture only)
+        self.thread_messages = PostedMessages()
+        at_fork_in_child(self._after_fork_in_child)
+
+    def _after_fork_in_child(self) -> None:
+        """A forked child traces its own runs only: the parent's runs are left to the parent (the fetcher
+        resets itself). Caches with locks a vanished thread may hold start afresh."""
+        self.registry.forget_after_fork()
+        self.agents = AgentCache()
         self.thread_messages = PostedMessages()
 
     @property
@@ -155,21 +165,21 @@ class RunTracker:
     # ---- observing a run -----------------------------------------------------------------------------
     def context_for(self, run_id: Any) -> Optional[Context]:
         """The context to make current while the app calls the service about an open run."""
-        run = self.registry.open_run(run_id)
+        run = self.registry.open_item(run_id)
         return run.context if run is not None else None
 
     def open_state(self, run_id: Any) -> Optional[Run]:
         """An open run (a streamed run continued by ``submit_tool_outputs_stream``)."""
-        return self.registry.open_run(run_id)
+        return self.registry.open_item(run_id)
 
     def knows(self, run_id: Any) -> bool:
         """True for a run that is open or recently finished (its steps can still be emitted)."""
-        return self.registry.known_run(run_id) is not None
+        return self.registry.known_item(run_id) is not None
 
     def observe_run(self, snapshot: Any, sent_ns: Optional[int] = None) -> Optional[Run]:
         """Folds a run snapshot into its span. Returns the run exactly once: when it just ended; the caller
         then has its steps listed (off the app's path) and calls :meth:`finish_run`."""
-        run = self.registry.open_run(attrs.text_field(snapshot, "id"))
+        run = self.registry.open_item(attrs.text_field(snapshot, "id"))
         if run is None:
             return None
         with run.lock:
@@ -192,7 +202,7 @@ class RunTracker:
     def tool_outputs_submitted(self, run_id: Any, outputs: Any) -> None:
         """The app answered a ``requires_action`` (tool outputs, or tool approvals when ``outputs`` is None):
         ends the client-side timing of the function calls it answered."""
-        run = self.registry.open_run(run_id)
+        run = self.registry.open_item(run_id)
         if run is None:
             return
         with run.lock:
@@ -201,7 +211,7 @@ class RunTracker:
 
     def observe_steps(self, run_id: Any, steps: Iterable[Any]) -> None:
         """Remembers run steps (latest snapshot wins). Steps of an already-finished run are emitted at once."""
-        run = self.registry.known_run(run_id)
+        run = self.registry.known_item(run_id)
         if run is None:
             return
         with run.lock:
@@ -209,27 +219,61 @@ class RunTracker:
             if run.state.children_emitted:
                 self.spans.emit_children(run)
 
-    def fetch_steps(self, run: Run, fetch: Callable[[float], Any], owner: Any = None) -> None:
-        """Lists an ended run's steps off the app's path; the run ends when the listing is done (or cannot be)."""
+    def read_and_finish(
+        self, run: Run, reader: Optional[RunReader], instance: Any, is_async: bool, list_steps: bool = True
+    ) -> None:
+        """A run just ended (the caller got it from :meth:`observe_run` or :meth:`end_now`): decides what only
+        we can still read for it (:meth:`plan_reads`), has ``reader`` read that off the app's path (the
+        fetcher), then ends it (:meth:`finish_run`) with what was read. Whatever happens, the run ends."""
+        submitted = False
+        try:
+            plan = self.plan_reads(run, reader is not None and list_steps)
+            if reader is None or plan.empty:
+                return
+            job = reader.job(instance, plan, is_async)
 
-        def done(listing: Any, reason: Optional[str]) -> None:
-            self.finish_run(run, listing, unavailable=reason)
+            def done(reads: Optional[RunReads], reason: Optional[str]) -> None:
+                self.finish_run(run, reads, unavailable=reason)
 
-        self.fetcher.submit("steps", run.run_id or str(id(run)), fetch, done, owner=owner)
+            self.fetcher.submit("steps", run.run_id or str(id(run)), job, done, owner=reader.owner(instance))
+            submitted = True
+        finally:
+            if not submitted:
+                self.finish_run(run)
 
-    def finish_run(self, run: Run, listing: Any = None, unavailable: Optional[str] = None) -> None:
-        """Emits step and tool spans, sets the final status and ends the run span at the time its terminal
-        status was observed. ``listing`` holds the steps listed for it (``steps.Listing``), ``unavailable``
-        says why they could not be listed."""
+    def plan_reads(self, run: Run, list_steps: bool) -> ReadPlan:
+        """What to read for a run that just ended: its steps (when listing on completion is on), its agent
+        (once per agent id, when nothing else showed it), its answer (content capture on)."""
+        with run.lock:
+            content = run.state.content if self._content.enabled else None
+            return ReadPlan(
+                thread_id=run.thread_id,
+                run_id=run.run_id,
+                list_steps=list_steps and self.config.list_steps_on_completion,
+                agent_id=run.state.agent_id if self.agents.claim_lookup(run.state.agent_id) else None,
+                messages_known=frozenset(content.messages) if content is not None else None,
+                message_ids=tuple(content.message_ids) if content is not None else (),
+            )
+
+    def finish_run(self, run: Run, reads: Optional[RunReads] = None, unavailable: Optional[str] = None) -> None:
+        """Folds what our reads found into the run, emits step and tool spans, sets the final status and ends
+        the run span at the time its terminal status was observed. ``unavailable`` says why the steps could
+        not be listed."""
+        if reads is not None:
+            if reads.agent is not None:
+                self.learn_agent(reads.agent)  # names this agent's other open runs too (their own locks)
+            if reads.messages:
+                self.observe_messages(reads.messages)
         state = run.state
         with run.lock:
             if state.ended:
                 return
             end_ns = state.end_ns or time.time_ns()
             try:
-                if listing is not None:  # a ``steps.Listing``, or steps
-                    state.store_steps(getattr(listing, "steps", listing))
-                    state.steps_dropped += getattr(listing, "dropped", 0)
+                listing = reads.listing if reads is not None else None
+                if listing is not None:
+                    state.store_steps(listing.steps)
+                    state.steps_dropped += listing.dropped
                 if unavailable is not None:
                     self.spans.set_run_attribute(run, attrs.RUN_STEPS_UNAVAILABLE, unavailable)
                 self.spans.emit_children(run)
@@ -322,7 +366,7 @@ class RunTracker:
 
     def _run_span_context(self, run_id: str) -> Optional[Any]:
         """The span context of a run we trace (open or recently finished), for links to it."""
-        run = self.registry.known_run(run_id)
+        run = self.registry.known_item(run_id)
         return run.span.get_span_context() if run is not None else None
 
     # ---- agents ----------------------------------------------------------------------------------------
@@ -357,11 +401,6 @@ class RunTracker:
         agent = self.agents.get(agent_id)
         return agent.name if agent is not None else None
 
-    def agent_to_look_up(self, run: Run) -> Optional[str]:
-        """The run's agent id when nothing is known about that agent and nobody looked it up yet (once per id)."""
-        agent_id = run.state.agent_id
-        return agent_id if self.agents.claim_lookup(agent_id) else None
-
     # ---- messages (content capture only) ------------------------------------------------------------------
     def message_posted(self, thread_id: Any, message: Any) -> None:
         """The app posted a message to a thread: the next run on that thread consumed it (its input)."""
@@ -373,17 +412,12 @@ class RunTracker:
         if not self._content.enabled:
             return
         for message in items:
-            run = self.registry.known_run(attrs.text_field(message, "run_id"))
+            run = self.registry.known_item(attrs.text_field(message, "run_id"))
             if run is None:
                 continue
             with run.lock:
                 if run.state.content is not None and not run.state.ended:
                     run.state.content.observe_messages([message])
-
-    def messages_to_fetch(self, run: Run) -> bool:
-        """True when content capture is on and the run created messages whose content we have not seen."""
-        content = run.state.content
-        return self._content.enabled and content is not None and bool(content.missing_messages())
 
     def _metadata(self, metadata: Any) -> dict[str, str]:
         return attrs.metadata_attributes(metadata, self.config.metadata_keys) if self.config.metadata_keys else {}
@@ -406,7 +440,7 @@ class RunTracker:
 
     @property
     def open_runs(self) -> int:
-        return self.registry.open_runs
+        return self.registry.open_count
 
     # ---- internals -------------------------------------------------------------------------------------
     @staticmethod
@@ -440,6 +474,7 @@ class RunTracker:
         if self._metrics is None:
             return
         self._metrics.record_run((end_ns - state.start_ns) / 1e9, state.model, error_type, state.usage)
+        self._metrics.record_run_timings(*state.timings(end_ns), state.model, error_type)
         if state.first_chunk_s is not None:
             self._metrics.record_time_to_first_chunk(state.first_chunk_s, state.model)
 

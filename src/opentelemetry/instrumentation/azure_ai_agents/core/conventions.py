@@ -23,10 +23,11 @@ from typing import Any, Final, Mapping
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as _gen_ai
 from opentelemetry.semconv._incubating.metrics import gen_ai_metrics as _gen_ai_metrics
 from opentelemetry.semconv.attributes import error_attributes as _error
+from opentelemetry.semconv.attributes import exception_attributes as _exception
 from opentelemetry.semconv.attributes import server_attributes as _server
 
 # --- version ------------------------------------------------------------------------------------------------
-#: The conventions this release follows (stated in the README too).
+#: The conventions this release follows (stated in docs/spans-and-attributes.md too).
 CONVENTIONS: Final = "OpenTelemetry GenAI semantic conventions, development registry 1.42.0-dev (core 1.44.0)"
 #: The tracer's and meter's schema URL: the GenAI registry's own (development) schema.
 SCHEMA_URL: Final = "https://opentelemetry.io/schemas/gen-ai-dev/1.42.0-dev"
@@ -107,6 +108,10 @@ TOKEN_INPUT: Final = _gen_ai.GenAiTokenTypeValues.INPUT.value
 TOKEN_OUTPUT: Final = _gen_ai.GenAiTokenTypeValues.OUTPUT.value
 
 ERROR_TYPE: Final = _error.ERROR_TYPE
+#: The span event Application Insights (and other backends) list as a failure, with its type and message.
+EXCEPTION_EVENT: Final = "exception"
+EXCEPTION_TYPE: Final = _exception.EXCEPTION_TYPE
+EXCEPTION_MESSAGE: Final = _exception.EXCEPTION_MESSAGE
 SERVER_ADDRESS: Final = _server.SERVER_ADDRESS
 SERVER_PORT: Final = _server.SERVER_PORT
 
@@ -114,6 +119,8 @@ SERVER_PORT: Final = _server.SERVER_PORT
 RUN_ID: Final = "azure.ai.agents.run.id"
 RUN_STATUS: Final = "azure.ai.agents.run.status"
 RUN_UNFINISHED: Final = "azure.ai.agents.run.unfinished"
+#: Marks the spans of the doctor's synthetic run (no convention exists for test traffic).
+SYNTHETIC: Final = "azure.ai.agents.synthetic"
 RUN_STEPS_DROPPED: Final = "azure.ai.agents.run.steps_dropped"
 RUN_STEPS_UNAVAILABLE: Final = "azure.ai.agents.run.steps_unavailable"
 PREVIOUS_STATUS: Final = "azure.ai.agents.run.previous_status"
@@ -134,6 +141,11 @@ CONNECTED_RUN_ID: Final = "azure.ai.agents.connected_agent.run.id"
 CONNECTED_THREAD_ID: Final = "azure.ai.agents.connected_agent.thread.id"
 CONNECTED_AGENT_ID: Final = "azure.ai.agents.connected_agent.agent.id"
 RUN_STATUS_CHANGED_EVENT: Final = "azure.ai.agents.run.status_changed"
+#: Where a classic run's time went (float seconds; see ``classic.run_state.RunState`` for the clocks):
+#: in the service's queue (``created_at`` -> ``started_at``, service timestamps) ...
+RUN_QUEUE_TIME: Final = "azure.ai.agents.run.queue_time"
+#: ... and in ``requires_action``, waiting for the app's tool outputs (client-observed, summed over rounds).
+RUN_TOOL_WAIT_TIME: Final = "azure.ai.agents.run.tool_wait_time"
 
 # --- migration ------------------------------------------------------------------------------------------------
 #: Old name -> the name that replaced it. With legacy attributes on, both are emitted.
@@ -161,6 +173,10 @@ def with_legacy_names(attributes: Mapping[str, Any]) -> dict[str, Any]:
 METRIC_OPERATION_DURATION: Final = _gen_ai_metrics.GEN_AI_CLIENT_OPERATION_DURATION
 METRIC_TOKEN_USAGE: Final = _gen_ai_metrics.GEN_AI_CLIENT_TOKEN_USAGE
 METRIC_TIME_TO_FIRST_CHUNK: Final = _gen_ai_metrics.GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK
+#: Histograms of our own (no convention exists): a run's queue time and tool-wait time (s), named like the span
+#: attributes that carry the same values.
+METRIC_RUN_QUEUE_TIME: Final = RUN_QUEUE_TIME
+METRIC_RUN_TOOL_WAIT_TIME: Final = RUN_TOOL_WAIT_TIME
 #: gen_ai.client.operation.duration buckets (seconds), from the GenAI metric conventions.
 DURATION_BUCKETS: Final = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
 #: gen_ai.client.token.usage buckets ({token}), from the GenAI metric conventions.

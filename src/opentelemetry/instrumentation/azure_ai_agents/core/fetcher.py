@@ -1,23 +1,36 @@
-"""Everything the instrumentation reads for itself (a finished run's steps; later an agent, messages), off the
-app's call path, bounded, with its own timeout and no retries, producing no spans.
+"""Everything the instrumentation reads for itself (a finished run's steps; an agent, messages), off the app's
+call path, bounded, with its own timeout and no retries, producing no spans.
 
 API: ``fetcher.submit(kind, key, fetch, done, owner=...)``. ``fetch(timeout_s)`` is a plain function (run on a
-small pool of daemon worker threads: sync clients) or a coroutine function (run as a task on the app's running
-event loop: async clients, whose transports belong to that loop). ``done(result, None)`` or
-``done(None, reason)`` is called exactly once, from the worker thread or the loop; ``reason`` says why there
-is no result: ``queue_full``, ``timeout``, ``client_closed``, ``loop_closed``, ``cancelled``, ``shutdown``,
-``error``. Each failure is counted (:attr:`Fetcher.failures`) and logged once per kind and reason. A second
-submit of a pending ``(kind, key)`` joins it: one request, both callbacks.
+pool of daemon worker threads: sync clients) or a coroutine function (run as a task on the app's running event
+loop: async clients, whose transports belong to that loop). ``done(result, None)`` or ``done(None, reason)`` is
+called exactly once, from the worker thread, the loop, or the thread that gave up waiting; ``reason`` says why
+there is no result: ``queue_full``, ``timeout``, ``client_closed``, ``loop_closed``, ``cancelled``,
+``shutdown``, ``error``. Each failure is counted (:attr:`Fetcher.failures`) and logged once per kind and reason.
+A second submit of a pending ``(kind, key)`` joins it: one request, both callbacks.
+
+**Scaling.** Reads wait on the network (a round trip of 50-200 ms each), so throughput comes from concurrency.
+The worker pool grows with the backlog: a worker is started whenever a read is ready to run and no worker is idle,
+up to ``max_workers`` (32); a worker idle for ``idle_s`` ends, so the pool shrinks back to nothing when the app is
+quiet. At most ``per_owner`` (8) reads run at once through one client: a sync client keeps a pool of 10 connections
+per host (requests' default), and more concurrent requests than that would each open and throw away a connection
+(a new TLS handshake, and a urllib3 warning in the app's log). The backlog itself is bounded (``max_pending``:
+1,024 reads); a read refused because it is full is a ``queue_full`` failure (counted, logged once, and said on the
+run span). Async reads are tasks on the app's loop, which already multiplexes them.
 
 While a fetch runs, OpenTelemetry instrumentation is suppressed (``suppress_instrumentation``: no spans from
 our wrappers or other instrumentations such as requests/aiohttp); callers also pass azure-core's per-request
 ``tracing_options={"enabled": False}`` and call the SDK's undecorated method, so azure-core's own tracing and
 other SDK-level wrappers record nothing either.
 
-``flush(timeout)`` waits for pending fetches; :func:`hook_provider_flush` makes the SDK's
-``TracerProvider.force_flush()`` do so (see there). ``flush(owners=...)`` / ``drain_async(owners)`` wait for the
-fetches of one client (called when the app closes it: a closed client cannot finish them).
-``shutdown(timeout)`` waits, then fails the rest.
+**Waiting.** ``flush(timeout)`` waits for pending fetches and says whether all of them finished; ``drain(timeout,
+reason)`` waits, then fails what is left with ``reason`` (its runs then end without those reads); ``shutdown``
+drains and refuses new fetches. ``flush(owners=...)`` / ``drain_async(owners)`` wait for the fetches of one client
+(called when the app closes it: a closed client cannot finish them). ``provider_hook`` makes the SDK's
+``TracerProvider.force_flush()`` and ``shutdown()`` use them.
+
+**Forks.** A forked child starts with a fresh fetcher (no queue, no workers, no counts): the parent's pending
+reads are the parent's, and the child never completes them (``forking``).
 """
 
 from __future__ import annotations
@@ -28,11 +41,12 @@ import inspect
 import logging
 import threading
 import time
-import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+from .forking import at_fork_in_child
 
 _log = logging.getLogger(__name__)
 
@@ -40,7 +54,11 @@ Done = Callable[[Any, Optional[str]], None]
 
 DEFAULT_TIMEOUT_S = 5.0
 DEFAULT_MAX_PENDING = 1024
-DEFAULT_WORKERS = 2
+DEFAULT_MAX_WORKERS = 32
+#: reads running at once through one client (below requests' 10 pooled connections per host)
+DEFAULT_PER_OWNER = 8
+#: a worker with nothing to do for this long ends
+DEFAULT_IDLE_S = 10.0
 
 
 @dataclass(eq=False)
@@ -54,6 +72,11 @@ class _Job:
     task: Optional["asyncio.Task[Any]"] = None
     finished: threading.Event = field(default_factory=threading.Event)
 
+    @property
+    def slot(self) -> int:
+        """Which per-client concurrency budget the job uses (reads without an owner share one)."""
+        return id(self.owner) if self.owner is not None else 0
+
 
 class Fetcher:
     """A bounded off-path executor for the instrumentation's own requests (see the module docstring)."""
@@ -62,22 +85,36 @@ class Fetcher:
         self,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         max_pending: int = DEFAULT_MAX_PENDING,
-        workers: int = DEFAULT_WORKERS,
+        max_workers: int = DEFAULT_MAX_WORKERS,
+        per_owner: int = DEFAULT_PER_OWNER,
+        idle_s: float = DEFAULT_IDLE_S,
     ) -> None:
         self.timeout_s = timeout_s
         self.max_pending = max_pending
-        self._workers_wanted = max(1, workers)
-        self._lock = threading.Lock()
-        self._changed = threading.Condition(self._lock)
-        self._queue: "collections.deque[_Job]" = collections.deque()
-        self._pending: dict[tuple[str, str], _Job] = {}  # queued or running, by (kind, key)
-        self._threads: list[threading.Thread] = []
-        self._idle_workers = 0
+        self.max_workers = max(1, max_workers)
+        self.per_owner = max(1, per_owner)
+        self.idle_s = idle_s
         self._closed = False
-        self.failures: "collections.Counter[tuple[str, str]]" = collections.Counter()
-        self._logged: set[tuple[str, str]] = set()
         #: called first by :meth:`flush` (the tracker runs the work finalizers queued)
         self.on_flush: Optional[Callable[[], None]] = None
+        self._reset()
+        at_fork_in_child(self._reset)
+
+    def _reset(self) -> None:
+        """A fresh state: at construction, and in a forked child (whose threads are gone, whose locks may be held
+        by them, and whose pending reads are its parent's: dropped, their callbacks never called)."""
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        #: sync jobs waiting for a worker, one queue per owner (served round robin)
+        self._queues: "collections.OrderedDict[int, collections.deque[_Job]]" = collections.OrderedDict()
+        self._running: "collections.Counter[int]" = collections.Counter()  # sync jobs running, per owner slot
+        self._pending: dict[tuple[str, str], _Job] = {}  # queued or running, by (kind, key)
+        self._workers = 0  # live worker threads
+        self._idle = 0  # workers waiting for a job
+        self.peak_workers = 0
+        self.completed = 0  #: fetches that returned a result
+        self.failures: "collections.Counter[tuple[str, str]]" = collections.Counter()
+        self._logged: set[tuple[str, str]] = set()
 
     # ---- submitting ------------------------------------------------------------------------------------
     def submit(self, kind: str, key: str, fetch: Callable[[float], Any], done: Done, owner: Any = None) -> None:
@@ -105,8 +142,8 @@ class Fetcher:
                 job = new = _Job(kind, key, fetch, [done], owner, loop)
                 self._pending[(kind, key)] = job
                 if not is_async:
-                    self._queue.append(job)
-                    self._ensure_worker()
+                    self._queues.setdefault(job.slot, collections.deque()).append(job)
+                    self._grow()
                     self._changed.notify()
         if reason is not None:
             self._complete_one(kind, done, None, reason)
@@ -117,28 +154,41 @@ class Fetcher:
             except Exception:  # noqa: BLE001 - a closing loop refuses new tasks
                 self._finish(new, None, "loop_closed")
 
-    def _ensure_worker(self) -> None:
-        """Starts a worker when none is idle (caller holds the lock); at most ``workers`` threads."""
-        self._threads = [t for t in self._threads if t.is_alive()]
-        if self._idle_workers == 0 and len(self._threads) < self._workers_wanted:
-            thread = threading.Thread(target=self._work, name="azure-ai-agents-fetcher", daemon=True)
-            self._threads.append(thread)
+    def _grow(self) -> None:
+        """Starts a worker when more jobs are ready to run than workers are idle (caller holds the lock)."""
+        if self._workers >= self.max_workers or self._idle >= self._ready():
+            return
+        thread = threading.Thread(target=self._work, name="azure-ai-agents-fetcher", daemon=True)
+        self._workers += 1
+        try:
             thread.start()
+        except RuntimeError:  # no new threads (interpreter shutting down): the jobs fail at shutdown
+            self._workers -= 1
+            return
+        self.peak_workers = max(self.peak_workers, self._workers)
+
+    def _ready(self) -> int:
+        """Queued jobs that could start now (their owner is below ``per_owner``); caller holds the lock."""
+        return sum(
+            min(len(queue), self.per_owner - self._running[slot])
+            for slot, queue in self._queues.items()
+            if self._running[slot] < self.per_owner
+        )
 
     # ---- running ---------------------------------------------------------------------------------------
     def _work(self) -> None:
+        job: Optional[_Job] = None
         while True:
             with self._lock:
-                self._idle_workers += 1
-                try:
-                    while not self._queue:
-                        if self._closed or not self._changed.wait(timeout=30.0):
-                            if not self._queue:  # idle for long (or shut down): the thread ends
-                                self._threads = [t for t in self._threads if t is not threading.current_thread()]
-                                return
-                    job = self._queue.popleft()
-                finally:
-                    self._idle_workers -= 1
+                if job is not None:
+                    self._running[job.slot] -= 1
+                    if self._running[job.slot] <= 0:
+                        del self._running[job.slot]
+                job = self._take()
+                if job is None:
+                    self._workers -= 1
+                    return
+                self._running[job.slot] += 1
             result, reason = None, None
             try:
                 with suppress_instrumentation():
@@ -147,6 +197,34 @@ class Fetcher:
                 reason = _reason_of(exc)
                 _log.debug("could not %s", _describe(job), exc_info=True)
             self._finish(job, result, reason)
+
+    def _take(self) -> Optional[_Job]:
+        """The next job whose owner has a free slot (owners served in turn), waiting up to ``idle_s`` for one;
+        None: the worker ends (idle, or shut down). Caller holds the lock."""
+        deadline: Optional[float] = None
+        while True:
+            for slot in list(self._queues):
+                if self._running[slot] >= self.per_owner:
+                    continue
+                queue = self._queues[slot]
+                job = queue.popleft()
+                if queue:
+                    self._queues.move_to_end(slot)
+                else:
+                    del self._queues[slot]
+                if not job.finished.is_set():
+                    return job
+            if self._closed:
+                return None
+            now = time.monotonic()
+            deadline = now + self.idle_s if deadline is None else deadline
+            if now >= deadline:
+                return None
+            self._idle += 1
+            try:
+                self._changed.wait(deadline - now)
+            finally:
+                self._idle -= 1
 
     async def _run_async(self, job: _Job) -> None:
         result, reason = None, None
@@ -164,11 +242,14 @@ class Fetcher:
         self._finish(job, result, reason)
 
     def _finish(self, job: _Job, result: Any, reason: Optional[str]) -> None:
-        """Completes ``job`` once: its callbacks, then wakes flush()/drain() waiters."""
+        """Completes ``job`` once: its callbacks, then wakes flush()/drain() waiters. A job this fetcher no
+        longer holds (already failed by a drain, or its parent's after a fork) is ignored."""
         with self._lock:
             if job.finished.is_set() or self._pending.get((job.kind, job.key)) is not job:
                 return
             callbacks = list(job.callbacks)
+            if reason is None:
+                self.completed += 1
         for done in callbacks:
             self._complete_one(job.kind, done, result, reason)
         with self._lock:
@@ -198,10 +279,27 @@ class Fetcher:
     def pending(self) -> int:
         return len(self._pending)
 
+    @property
+    def workers(self) -> int:
+        """Live worker threads (grows with the backlog, shrinks when idle)."""
+        return self._workers
+
+    def stats(self) -> dict[str, Any]:
+        """A snapshot for diagnostics: pending reads, workers (now and at most), results, failures by reason."""
+        with self._lock:
+            return {
+                "pending": len(self._pending),
+                "workers": self._workers,
+                "peak_workers": self.peak_workers,
+                "completed": self.completed,
+                "failures": {f"{kind}:{reason}": n for (kind, reason), n in self.failures.items()},
+            }
+
     def flush(self, timeout_s: Optional[float] = None, owners: Optional[list[Any]] = None) -> bool:
-        """Waits until no fetch (through one of ``owners``, if given) is pending; False on timeout. Fetches
-        running on an event loop that is closed are failed (``loop_closed``); those on the loop this thread is
-        running cannot finish while it waits, so they are not waited for."""
+        """Waits until no fetch (through one of ``owners``, if given) is pending. True when all finished; False
+        on timeout, and when fetches are pending on the event loop this thread is running: they cannot finish
+        while it waits, so they are not waited for, and they are not done. Fetches running on an event loop
+        that is closed are failed (``loop_closed``)."""
         if self.on_flush is not None:
             self.on_flush()
         deadline = time.monotonic() + (self.timeout_s * 2 if timeout_s is None else timeout_s)
@@ -212,14 +310,35 @@ class Fetcher:
             stale = [j for j in jobs if j.loop is not None and j.loop.is_closed()]
             for job in stale:
                 self._finish(job, None, "loop_closed")
-            waited = [j for j in jobs if j not in stale and (j.loop is None or j.loop is not running_loop)]
+            live = [j for j in jobs if j not in stale]
+            waited = [j for j in live if j.loop is None or j.loop is not running_loop]
             if not waited:
-                return True
+                return not live  # False when reads on this thread's own loop remain
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
             with self._changed:
                 self._changed.wait(min(remaining, 0.05))
+
+    def drain(self, timeout_s: Optional[float] = None, reason: str = "shutdown") -> bool:
+        """Waits up to ``timeout_s`` (default: the fetch timeout) for pending fetches, then fails the rest with
+        ``reason``: their runs end now, without those reads. True when nothing had to be failed."""
+        finished = self.flush(self.timeout_s if timeout_s is None else timeout_s)
+        with self._lock:
+            jobs = list(self._pending.values())
+            self._queues.clear()  # running ones finish unheard: their job is failed below
+        running_loop = _running_loop()
+        for job in jobs:
+            if job.task is not None and job.loop is not None and not job.loop.is_closed():
+                try:
+                    if job.loop is running_loop:
+                        job.task.cancel()
+                    else:
+                        job.loop.call_soon_threadsafe(job.task.cancel)
+                except RuntimeError:
+                    pass
+            self._finish(job, None, reason)
+        return finished and not jobs
 
     async def drain_async(self, owners: list[Any], timeout_s: Optional[float] = None) -> None:
         """Awaits the fetches through ``owners`` running on this loop (an async client about to close)."""
@@ -231,20 +350,12 @@ class Fetcher:
 
     def shutdown(self, timeout_s: Optional[float] = None) -> None:
         """Waits up to ``timeout_s`` (default: the fetch timeout) for pending fetches, then fails the rest
-        (``shutdown``); no new ones."""
+        (``shutdown``); no new ones; idle workers end."""
         self.flush(self.timeout_s if timeout_s is None else timeout_s)
         with self._lock:
             self._closed = True
-            jobs = list(self._pending.values())
-            self._queue.clear()
             self._changed.notify_all()
-        for job in jobs:
-            if job.task is not None and job.loop is not None and not job.loop.is_closed():
-                try:
-                    job.loop.call_soon_threadsafe(job.task.cancel)
-                except RuntimeError:
-                    pass
-            self._finish(job, None, "shutdown")
+        self.drain(0)
 
 
 def _describe(job: _Job) -> str:
@@ -256,7 +367,17 @@ def _owned(job: _Job, owners: list[Any]) -> bool:
 
 
 def _reason_of(exc: BaseException) -> str:
-    """``client_closed`` for the errors azure-core's transports raise once the app closed its client."""
+    """``timeout`` for any timeout in the exception's chain (azure-core's ``Service*TimeoutError``, requests'
+    and aiohttp's timeouts, ``TimeoutError``), as for an async read cut by ``asyncio.wait_for``;
+    ``client_closed`` for the errors azure-core's transports raise once the app closed its client."""
+    seen: list[BaseException] = []
+    current: Optional[BaseException] = exc
+    while current is not None and len(seen) < 8 and all(current is not e for e in seen):
+        seen.append(current)
+        if isinstance(current, TimeoutError) or any("Timeout" in c.__name__ for c in type(current).__mro__):
+            return "timeout"
+        inner = getattr(current, "inner_exception", None)
+        current = inner if isinstance(inner, BaseException) else (current.__cause__ or current.__context__)
     text = str(exc).lower()
     if "closed" in text and ("transport" in text or "session" in text or "client" in text):
         return "client_closed"
@@ -268,68 +389,3 @@ def _running_loop() -> Optional[asyncio.AbstractEventLoop]:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
-
-
-_HOOKS: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
-
-
-def hook_provider_flush(provider: Any, fetcher: Optional[Fetcher]) -> None:
-    """Makes ``provider.force_flush()`` wait for ``fetcher``'s pending fetches (None: stop doing so). Only an
-    SDK ``TracerProvider`` (one with ``add_span_processor``) can be hooked; others are left alone."""
-    if not callable(getattr(provider, "add_span_processor", None)):
-        return
-    try:
-        hook = _HOOKS.get(provider)
-        if hook is None:
-            if fetcher is None:
-                return
-            hook = _HOOKS[provider] = _flush_processor_class()(provider)
-            provider.add_span_processor(hook)
-        hook.fetcher = fetcher
-    except Exception:  # noqa: BLE001 - no SDK, or a provider that refuses processors
-        _log.debug("azure-ai-agents: cannot hook force_flush of %r", provider, exc_info=True)
-
-
-def _flush_processor_class() -> type:
-    from opentelemetry.sdk.trace import SpanProcessor  # the SDK is optional for this package
-
-    class FlushOnProviderFlush(SpanProcessor):  # type: ignore[misc]
-        """Makes ``TracerProvider.force_flush()`` wait for pending fetches, with public SDK APIs only.
-
-        Why a span processor: ``force_flush`` is the SDK's one public hook that reaches every processor, and
-        ``TracerProvider.add_span_processor`` the one public way in; there is no public way to put a processor first
-        or to remove it. So this processor is added once per provider (re-pointed at the current fetcher when the
-        instrumentation is installed again, inert after uninstrument), and its ``force_flush`` waits for the
-        pending fetches; when some were pending (their runs then ended: new spans reached the other processors,
-        possibly after those were flushed), it calls ``provider.force_flush()`` once more with the time left, so a
-        ``BatchSpanProcessor`` added before it exports them too. A thread-local flag stops the recursion.
-        Its ``on_start`` / ``on_end`` do nothing.
-        """
-
-        def __init__(self, provider: Any) -> None:
-            self.fetcher: Optional[Fetcher] = None
-            self._provider = weakref.ref(provider)  # the provider holds this processor: no cycle
-            self._inside = threading.local()
-
-        def force_flush(self, timeout_millis: int = 30000) -> bool:
-            fetcher = self.fetcher
-            if fetcher is None or getattr(self._inside, "flag", False):
-                return True
-            deadline = time.monotonic() + timeout_millis / 1000
-            had_pending = fetcher.pending > 0
-            done = fetcher.flush(max(0.0, deadline - time.monotonic()))
-            if had_pending:
-                self._inside.flag = True
-                try:
-                    remaining_ms = int(max(0.0, deadline - time.monotonic()) * 1000)
-                    provider = self._provider()
-                    if provider is not None:
-                        done = bool(provider.force_flush(remaining_ms)) and done
-                finally:
-                    self._inside.flag = False
-            return done
-
-        def shutdown(self) -> None:
-            self.fetcher = None
-
-    return FlushOnProviderFlush

@@ -4,7 +4,9 @@
   ``error.type`` for runs that ended badly or whose driving call raised) and one per tool call
   (``execute_tool``, with ``gen_ai.tool.name`` / ``gen_ai.tool.type``);
 * ``gen_ai.client.token.usage`` ({token}): a run's input and output tokens (``gen_ai.token.type``);
-* ``gen_ai.client.operation.time_to_first_chunk`` (s): streamed runs, from the create call to the first event.
+* ``gen_ai.client.operation.time_to_first_chunk`` (s): streamed runs, from the create call to the first event;
+* ``azure.ai.agents.run.queue_time`` / ``azure.ai.agents.run.tool_wait_time`` (s, our own; the duration buckets):
+  where a classic run's time went, recorded with the run's duration (same runs, same attributes) when known.
 """
 
 from __future__ import annotations
@@ -49,6 +51,18 @@ class RunMetrics:
             description="Time to receive the first chunk of a streamed run",
             explicit_bucket_boundaries_advisory=list(conv.DURATION_BUCKETS),
         )
+        self._queue_time = meter.create_histogram(
+            conv.METRIC_RUN_QUEUE_TIME,
+            unit="s",
+            description="Time an agent run waited in the service's queue (created to started, service timestamps)",
+            explicit_bucket_boundaries_advisory=list(conv.DURATION_BUCKETS),
+        )
+        self._tool_wait = meter.create_histogram(
+            conv.METRIC_RUN_TOOL_WAIT_TIME,
+            unit="s",
+            description="Time an agent run waited in requires_action for the app's tool outputs",
+            explicit_bucket_boundaries_advisory=list(conv.DURATION_BUCKETS),
+        )
 
     @staticmethod
     def _run_attributes(model: Optional[str]) -> dict[str, Any]:
@@ -68,6 +82,23 @@ class RunMetrics:
             if len(self._by_model) < _MAX_MODELS:
                 self._by_model[model] = known
         return known
+
+    def record_run_timings(
+        self,
+        queue_time_s: Optional[float],
+        tool_wait_s: Optional[float],
+        model: Optional[str],
+        error_type: Optional[str],
+    ) -> None:
+        """Where one run's time went (each value only when known); recorded with the run's duration, with the
+        same attributes, so that ratios of their sums are ratios over the same runs."""
+        attributes = self._run_attributes(model)
+        if error_type:
+            attributes[conv.ERROR_TYPE] = error_type
+        if queue_time_s is not None:
+            self._queue_time.record(max(queue_time_s, 0.0), attributes)
+        if tool_wait_s is not None:
+            self._tool_wait.record(max(tool_wait_s, 0.0), attributes)
 
     def record_run(
         self, duration_s: float, model: Optional[str], error_type: Optional[str], usage: Mapping[str, Any]

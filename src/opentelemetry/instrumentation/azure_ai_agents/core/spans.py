@@ -137,11 +137,23 @@ class SpanEmitter:
                 },
             )
         if error:
-            span.set_attribute(error_attributes.ERROR_TYPE, error[0])
-            span.set_status(Status(StatusCode.ERROR, error[1] or error[0]))
+            record_service_error(span, error, end)
         span.end(end_time=end)
         if self._metrics is not None:
             self._metrics.record_tool((end - start) / 1e9, info.name, info.semconv_type, error[0] if error else None)
+
+
+def record_service_error(span: Span, error: tuple[str, Optional[str]], timestamp: Optional[int] = None) -> None:
+    """Marks ``span`` as failed for a reason the service reported (``(code, message)``): ``error.type`` and the
+    status description, and an ``exception`` event with ``exception.type`` = the code and ``exception.message`` =
+    the service's message (else the code), so that backends listing exceptions (Application Insights' Failures
+    view) show the reason. Only the service's code and message are recorded, never content."""
+    code, message = error
+    span.set_attribute(error_attributes.ERROR_TYPE, code)
+    span.set_status(Status(StatusCode.ERROR, message or code))
+    span.add_event(
+        conv.EXCEPTION_EVENT, {conv.EXCEPTION_TYPE: code, conv.EXCEPTION_MESSAGE: message or code}, timestamp=timestamp
+    )
 
 
 def record_exception(span: Span, exc: BaseException) -> str:

@@ -2,7 +2,7 @@
 
 Requests are the keyword arguments of ``responses.create``; responses, output items and stream events are the
 ``openai`` package's models (pydantic) or plain dicts: :func:`get` reads either, never raising. Where a field means
-what a classic run's field meant, the attribute is the classic one (see README, "Migrating to the new Foundry
+what a classic run's field meant, the attribute is the classic one (see docs/migration.md, "Migrating to the new Foundry
 agents"): the conversation is ``gen_ai.conversation.id``, the response id ``azure.ai.agents.run.id``, its status
 ``azure.ai.agents.run.status``, its model and settings ``gen_ai.request.*``.
 """

@@ -17,6 +17,8 @@ Retry policy (see also ``sender`` for how duplicates are avoided):
   (the sender looks the object up before posting again, so a retry never creates a duplicate).
 * A 429, or any answer with ``Retry-After``, pauses *every* request for that delay, not just the one
   that got it: the limit is the account's, and the other workers would only collect 429s of their own.
+* A 2xx whose body cannot be read (a list in an unknown shape, an HTML page from a proxy): for the lookups
+  that settle lost answers this is :class:`NexusUnreadable`, "unknown", never "not found".
 
 Every wait, request timeouts included, is bounded by the caller's deadline.
 The API key lives only in the request headers: it is never formatted into a message.
@@ -64,6 +66,44 @@ class NexusUnavailable(NexusError):
 
 class NexusAmbiguous(NexusError):
     """A non-idempotent request may or may not have been applied by the server (e.g. read timeout)."""
+
+
+class NexusUnreadable(NexusError):
+    """Nexus answered a lookup with 2xx, but in a shape this client cannot read: the answer is unknown.
+
+    The list endpoint's body shape is not published (a bare array, or an object holding the array); a body
+    that is neither must not be taken for an empty list, or a trace whose creation answer was lost is posted
+    twice."""
+
+
+#: Keys under which a list answer may hold its items, in the order they are tried.
+LIST_KEYS = ("traces", "data", "items", "results")
+
+
+def read_list(data: Any, keys: tuple[str, ...] = LIST_KEYS) -> Optional[list[Any]]:
+    """The items of a list answer: a bare JSON array, or an object holding the array under one of ``keys``
+    (or as its only array member, e.g. ``{"rows": [...], "total": 3}``). None when the body is neither."""
+    if isinstance(data, list):
+        return data
+    if isinstance(data, Mapping):
+        for key in keys:
+            value = data.get(key)
+            if isinstance(value, list):
+                return value
+        arrays = [value for value in data.values() if isinstance(value, list)]
+        if len(arrays) == 1:
+            return arrays[0]
+    return None
+
+
+def describe_shape(data: Any) -> str:
+    """A body's shape for a log line, without its content (keys only, bounded)."""
+    if data is None:
+        return "empty or not JSON"
+    if isinstance(data, Mapping):
+        keys = ", ".join(sorted(str(k) for k in data)[:8])
+        return f"an object with keys [{keys}]"
+    return f"a JSON {type(data).__name__}"
 
 
 def is_loopback_host(host: Optional[str]) -> bool:
@@ -185,12 +225,23 @@ class NexusClient:
         return _id_from(data, "span_id")
 
     def list_traces(self, query: Mapping[str, Any], deadline: float) -> list[Any]:
+        """The traces matching ``query``; :class:`NexusUnreadable` when the answer's shape is unknown."""
         data = self.request("GET", "/traces?" + urlencode(query), None, deadline=deadline)
-        return data if isinstance(data, list) else []
+        items = read_list(data)
+        if items is None:
+            raise NexusUnreadable(f"GET /traces answered {describe_shape(data)}, not a list of traces")
+        return items
 
     def get_trace(self, trace_id: str, deadline: float) -> Mapping[str, Any]:
+        """One trace (its fields, and ``spans`` when the answer holds them, also as ``{"trace": {...},
+        "spans": [...]}``); :class:`NexusUnreadable` when the answer is not an object."""
         data = self.request("GET", f"/traces/{_segment(trace_id)}", None, deadline=deadline)
-        return data if isinstance(data, Mapping) else {}
+        if isinstance(data, Mapping) and isinstance(data.get("trace"), Mapping):
+            spans = data.get("spans")
+            data = {**data["trace"], **({"spans": spans} if spans is not None else {})}
+        if not isinstance(data, Mapping):
+            raise NexusUnreadable(f"GET /traces/{{id}} answered {describe_shape(data)}, not a trace")
+        return data
 
     # -- retries ----------------------------------------------------------------------------------------
     def request(self, method: str, path: str, body: Any, *, deadline: float) -> Any:

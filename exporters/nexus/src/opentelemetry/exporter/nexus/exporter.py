@@ -19,6 +19,9 @@ While Nexus is unreachable, runs wait in the bounded backlog and ``export`` does
 a backoff delay has passed (a timer retries the backlog then, so an idle app still delivers it); nothing is
 posted twice. Every span that is dropped is counted per reason in :attr:`stats` and reported by a warning
 within ``drop_log_interval`` seconds. A forked child starts empty: it never sends its parent's spans.
+
+Spans the SDK's ``BatchSpanProcessor`` drops from its full queue never reach :meth:`export`; the exporter
+notices the SDK's report of it (``sdk_queue``), counts it as ``sdk_queue_full`` and warns with the fix.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from typing import Optional, Sequence
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from . import mapping
+from . import mapping, sdk_queue
 from .client import NexusClient, endpoint_problem
 from .runs import NexusTrace, RunGrouper
 from .sender import Counters, LogOnce, Sender
@@ -142,6 +145,7 @@ class NexusSpanExporter(SpanExporter):
             if hasattr(os, "register_at_fork"):
                 own = weakref.WeakMethod(self._after_fork)
                 os.register_at_fork(after_in_child=lambda: (own() or (lambda: None))())
+            sdk_queue.watch(self)
         else:
             _logger.warning("%s", problem)
         del key
@@ -170,7 +174,11 @@ class NexusSpanExporter(SpanExporter):
     @property
     def stats(self) -> dict[str, int]:
         """Counters: traces_sent, spans_sent, spans_late, spans_filtered, reconciled, and every drop by reason
-        (spans_dropped_buffer_full, spans_dropped_backlog_full, spans_dropped_shutdown, spans_rejected_http_NNN)."""
+        (spans_dropped_buffer_full, spans_dropped_backlog_full, spans_dropped_shutdown,
+        spans_dropped_reconcile_unknown, spans_rejected_http_NNN). Outcomes without a span count:
+        reconcile_unknown (a lookup of an unanswered POST got an answer it could not read; the object waits
+        for another lookup) and sdk_queue_full (the SDK reported its batch queue full: spans were dropped
+        before they reached the exporter; the SDK reports at most once per 20 s)."""
         return self._counters.snapshot()
 
     @property
@@ -241,7 +249,7 @@ class NexusSpanExporter(SpanExporter):
         ``probe``: one attempt per request (the timer's retry must not hold the lock for a whole timeout)."""
         assert self._sender is not None
         work = list({id(t): t for t in [*self._backlog, *traces] if t.unsent}.values())
-        rejected_before = self._rejected()
+        lost_before = self._lost()
         attempted = bool(work) and (force or time.monotonic() >= self._retry_at)
         if attempted:
             self._sender.deliver(work, deadline, single_attempt=probe)
@@ -255,7 +263,7 @@ class NexusSpanExporter(SpanExporter):
         elif not left:
             self._failures, self._retry_at = 0, 0.0
         self._report_losses()
-        return not left and self._rejected() == rejected_before
+        return not left and self._lost() == lost_before
 
     def _bounded(self, left: list[NexusTrace]) -> list[NexusTrace]:
         """Keep the newest runs within ``max_backlog_spans``; count the others as dropped."""
@@ -290,8 +298,17 @@ class NexusSpanExporter(SpanExporter):
             self._counters.add(name, n)
         self._grouper.counts.clear()
 
-    def _rejected(self) -> int:
-        return sum(n for name, n in self._counters.snapshot().items() if name.startswith("spans_rejected"))
+    def _lost(self) -> int:
+        """Spans rejected or given up so far (a round that adds to them did not deliver everything)."""
+        return sum(
+            n for name, n in self._counters.snapshot().items() if name.startswith(("spans_rejected", "spans_dropped"))
+        )
+
+    def on_sdk_queue_full(self) -> None:
+        """The SDK reported dropping spans from its full batch queue (called on the app's thread: cheap)."""
+        if not self._is_shutdown:
+            self._counters.add("sdk_queue_full")
+            self._report_losses()
 
     def _report_losses(self, final: bool = False) -> None:
         """A warning with the spans dropped since the last one; at most one per ``drop_log_interval`` (the
@@ -310,12 +327,22 @@ class NexusSpanExporter(SpanExporter):
             delta = {
                 k: v - self._reported.get(k, 0)
                 for k, v in counts.items()
-                if k.startswith("spans_dropped") and v > self._reported.get(k, 0)
+                if (k.startswith("spans_dropped") or k == "sdk_queue_full") and v > self._reported.get(k, 0)
             }
             if not delta:
                 return
             self._reported.update({k: counts[k] for k in delta})
             self._last_report = now
+        sdk_full = delta.pop("sdk_queue_full", 0)
+        if sdk_full:
+            _logger.warning(
+                "The OpenTelemetry SDK's batch span queue is full: it dropped spans before they reached the Nexus "
+                "exporter (%d report(s); whole agent runs can be missing). Raise OTEL_BSP_MAX_QUEUE_SIZE (default "
+                "2048); see 'Bursts' in the opentelemetry-exporter-nexus README",
+                sdk_full,
+            )
+        if not delta:
+            return
         backlog = self.backlog_spans
         _logger.warning(
             "Nexus exporter dropped spans: %s%s",

@@ -40,6 +40,8 @@ class NexusTrace:
     span_ids: dict[int, Optional[str]] = field(default_factory=dict)  #: OTel span id -> Nexus id (None: failed)
     maybe_created: bool = False  #: a create-trace POST went unanswered: look it up before posting again
     maybe_posted: set[int] = field(default_factory=set)  #: span POSTs that went unanswered
+    #: lookups of an unanswered POST whose answer could not be read: OTel span id (0: the trace) -> count
+    unknown_lookups: dict[int, int] = field(default_factory=dict)
     rejected: bool = False  #: Nexus refused the trace for good: late spans of it are dropped, counted
 
 

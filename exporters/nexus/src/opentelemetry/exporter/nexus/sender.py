@@ -12,6 +12,11 @@ timeout, connection reset) may or may not have been applied. Such an object is *
 posted again: the trace by ``GET /api/v1/traces?agent_id=&since=&until=`` (exact ``started_at``) matching
 ``metadata.otel_span_id``, a span by name + started_at + parent in ``GET /api/v1/traces/{id}``. When the lookup
 fails too, the object stays marked and the lookup is retried in a later round; it is never posted blindly.
+
+A lookup reads both list shapes (a bare array, or an object holding it, see ``client.read_list``). An answer it
+cannot read means "unknown", never "not found": the object stays marked for a later round (counted as
+``reconcile_unknown``); after ``MAX_UNKNOWN_LOOKUPS`` such answers it is given up, counted as
+``spans_dropped_reconcile_unknown`` and logged, rather than risk a duplicate.
 """
 
 from __future__ import annotations
@@ -28,10 +33,18 @@ from opentelemetry import context as otel_context
 from opentelemetry.sdk.trace import ReadableSpan
 
 from . import mapping
-from .client import NexusAmbiguous, NexusClient, NexusError, NexusRejected
+from .client import NexusAmbiguous, NexusClient, NexusError, NexusRejected, NexusUnreadable, describe_shape
 from .runs import NexusTrace
 
 _logger = logging.getLogger(__name__)
+
+#: Unreadable lookup answers after which an unanswered POST is given up (dropped, counted), never re-posted.
+MAX_UNKNOWN_LOOKUPS = 5
+#: Page size of the trace lookup; a full page without the trace does not prove it absent.
+_LIST_LIMIT = 200
+#: Listed traces without ``metadata`` fetched one by one to compare it; more make the lookup unknown.
+_MAX_FETCHED_CANDIDATES = 5
+_TRACE = 0  #: key of the trace itself in ``NexusTrace.unknown_lookups`` (OTel span ids are never 0)
 
 
 class Counters:
@@ -126,9 +139,17 @@ class Sender:
     """Delivers Nexus traces; :meth:`deliver` returns when a round is over (done, failed or out of time)."""
 
     def __init__(
-        self, client: NexusClient, *, concurrency: int, max_payload_bytes: int, counters: Counters, log_once: LogOnce
+        self,
+        client: NexusClient,
+        *,
+        concurrency: int,
+        max_payload_bytes: int,
+        counters: Counters,
+        log_once: LogOnce,
+        max_unknown_lookups: int = MAX_UNKNOWN_LOOKUPS,
     ) -> None:
         self._client = client
+        self._max_unknown_lookups = max(1, max_unknown_lookups)
         self._concurrency = concurrency
         self._max_payload_bytes = max_payload_bytes
         self._counters = counters
@@ -180,6 +201,10 @@ class Sender:
                 self._report(error, "create trace")
                 self._give_up(trace, f"spans_rejected_http_{error.status}")
                 return
+            except NexusUnreadable as error:
+                if self._unknown_lookup(trace, _TRACE, error):
+                    self._give_up(trace, "spans_dropped_reconcile_unknown")
+                return  # stays unsent and marked: looked up again in a later round
             except NexusError as error:
                 self._report(error, "create trace")
                 return  # stays unsent: retried in a later round
@@ -207,6 +232,11 @@ class Sender:
                 return
             self._counters.add(f"spans_rejected_http_{error.status}")
             nexus_span = None  # its children go under the top span
+        except NexusUnreadable as error:
+            if not self._unknown_lookup(trace, sid, error):
+                return  # stays unsent and marked: looked up again in a later round
+            self._counters.add("spans_dropped_reconcile_unknown")
+            nexus_span = None  # given up: its children go under the top span
         except NexusError as error:
             self._report(error, "create span")
             return  # this span and its subtree stay unsent: retried in a later round
@@ -256,37 +286,88 @@ class Sender:
         self._client.backoff(1, deadline)
         return self._create_span(trace, sid, payload, deadline)
 
+    def _unknown_lookup(self, trace: NexusTrace, key: int, error: NexusUnreadable) -> bool:
+        """A lookup answered in a shape that cannot be read: counted; True when the object is to be given up."""
+        self._counters.add("reconcile_unknown")
+        count = trace.unknown_lookups[key] = trace.unknown_lookups.get(key, 0) + 1
+        what = "trace" if key == _TRACE else "span"
+        if count < self._max_unknown_lookups:
+            self._log_once(
+                logging.WARNING,
+                f"unknown:{what}",
+                "Nexus exporter cannot tell whether Nexus created a %s whose answer was lost (%s); "
+                "it is looked up again later, never posted blindly",
+                what,
+                error,
+            )
+            return False
+        self._log_once(
+            logging.WARNING,
+            f"gave-up:{what}",
+            "Nexus exporter gave up a %s whose answer was lost: %d lookups could not be read (%s); "
+            "dropped rather than risk a duplicate (counted as spans_dropped_reconcile_unknown)",
+            what,
+            count,
+            error,
+        )
+        return True
+
     def _find_trace(self, payload: Mapping[str, Any], deadline: float) -> Optional[str]:
+        """The id of the trace an unanswered POST created, None when Nexus certainly holds none.
+
+        Raises :class:`NexusUnreadable` when the answers do not tell: an unknown shape, a full page, listed
+        traces without an id, or too many without ``metadata`` to compare."""
         query = {
             "agent_id": payload["agent_id"],
             "since": payload["started_at"],
             "until": payload["started_at"],
-            "limit": 200,
+            "limit": _LIST_LIMIT,
         }
         wanted = payload["metadata"]["otel_span_id"]
-        for item in self._client.list_traces(query, deadline):
-            metadata = item.get("metadata") if isinstance(item, Mapping) else None
-            if isinstance(metadata, str):
-                try:
-                    metadata = json.loads(metadata)
-                except ValueError:
-                    metadata = None
-            if isinstance(metadata, Mapping) and metadata.get("otel_span_id") == wanted and item.get("id"):
-                return str(item["id"])
+        items = self._client.list_traces(query, deadline)
+        unsure: list[str] = []
+        for item in items:
+            if not isinstance(item, Mapping):
+                raise NexusUnreadable(f"GET /traces listed {describe_shape(item)}, not a trace")
+            item_id = _item_id(item)
+            if item_id is None:
+                raise NexusUnreadable("GET /traces listed a trace without an id")
+            if "metadata" not in item:
+                unsure.append(item_id)
+            elif _otel_span_id(item) == wanted:
+                return item_id
+        if len(unsure) > _MAX_FETCHED_CANDIDATES:
+            raise NexusUnreadable(f"GET /traces listed {len(unsure)} traces without metadata")
+        for item_id in unsure:
+            trace = self._client.get_trace(item_id, deadline)
+            if "metadata" not in trace:
+                raise NexusUnreadable("GET /traces/{id} answered a trace without metadata")
+            if _otel_span_id(trace) == wanted:
+                return item_id
+        if len(items) >= _LIST_LIMIT:
+            raise NexusUnreadable(f"GET /traces answered a full page ({len(items)} traces) without it")
         return None
 
     def _find_span(self, trace: NexusTrace, payload: Mapping[str, Any], deadline: float) -> Optional[str]:
+        """The id of the span an unanswered POST created, None when the trace certainly holds none;
+        :class:`NexusUnreadable` when the trace's spans cannot be read."""
         assert trace.nexus_id is not None
         taken = set(trace.span_ids.values())
-        for item in self._client.get_trace(trace.nexus_id, deadline).get("spans") or ():
+        spans = self._client.get_trace(trace.nexus_id, deadline).get("spans")
+        if not isinstance(spans, list):
+            raise NexusUnreadable(f"GET /traces/{{id}} answered {describe_shape(spans)} as its spans, not a list")
+        for item in spans:
+            if not isinstance(item, Mapping):
+                raise NexusUnreadable(f"GET /traces/{{id}} listed {describe_shape(item)}, not a span")
+            item_id = _item_id(item, "span_id")
             if (
-                isinstance(item, Mapping)
-                and item.get("id") not in taken
+                item_id is not None
+                and item_id not in taken
                 and item.get("name") == payload["name"]
                 and item.get("started_at") == payload["started_at"]
                 and item.get("parent_span_id") == payload.get("parent_span_id")
             ):
-                return str(item["id"])
+                return item_id
         return None
 
     def _report(self, error: NexusError, what: str) -> None:
@@ -305,3 +386,20 @@ class Sender:
             self._log_once(
                 logging.WARNING, f"{what}:{type(error).__name__}", "Nexus exporter could not %s: %s", what, error
             )
+
+
+def _item_id(item: Mapping[str, Any], alias: str = "trace_id") -> Optional[str]:
+    """A listed object's id: ``id``, or ``alias`` (the name the create answer gives it)."""
+    value = item.get("id") if item.get("id") is not None else item.get(alias)
+    return str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) and value != "" else None
+
+
+def _otel_span_id(item: Mapping[str, Any]) -> Any:
+    """``metadata.otel_span_id`` of a listed trace (Nexus stores metadata as JSON text: both forms are read)."""
+    metadata = item.get("metadata")
+    if isinstance(metadata, str):
+        try:
+            metadata = json.loads(metadata)
+        except ValueError:
+            return None
+    return metadata.get("otel_span_id") if isinstance(metadata, Mapping) else None
