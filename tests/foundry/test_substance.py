@@ -189,26 +189,27 @@ def test_a_stream_dropped_while_the_instrumentation_holds_its_lock_ends_later(
     instrument: Any, openai_client: Any
 ) -> None:
     """A dropped stream's finalizer runs inside a garbage collection, which may happen on a thread that holds the
-    invocations' (non-reentrant) lock: it must only queue the end, never take the lock."""
+    registry's (non-reentrant) lock or the invocation's own: it must only queue the end, never take a lock."""
     from opentelemetry.instrumentation.azure_ai_agents import AzureAgentInstrumentor
 
     telemetry = instrument()
     invocations = AzureAgentInstrumentor()._invocations
     stream = openai_client.responses.create(input="Go", stream=True, extra_body=agent_ref("message"))
-    next(stream)  # read one event, then drop the stream without closing it
+    next(stream)  # read one event (its response id registers the invocation), then drop the stream unclosed
+    (invocation,) = invocations.registry.open_items()
     cycle: list[Any] = [stream]
     cycle.append(cycle)  # only a collection frees it
-    del stream, cycle
+    del stream, cycle  # (the invocation does not hold its stream)
     collected = threading.Event()
 
-    def collect_inside_the_lock() -> None:
-        with invocations.registry.lock:
+    def collect_inside_the_locks() -> None:
+        with invocations.registry._lock, invocation.lock:
             gc.collect()
         collected.set()
 
-    worker = threading.Thread(target=collect_inside_the_lock, daemon=True)
+    worker = threading.Thread(target=collect_inside_the_locks, daemon=True)
     worker.start()
-    assert collected.wait(30), "a finalizer took the invocations' lock inside a collection (deadlock)"
+    assert collected.wait(30), "a finalizer took a lock inside a collection (deadlock)"
     assert len(invocations.registry.deferred) == 1  # the end is queued, not done
     assert telemetry.exporter.get_finished_spans() == ()
     openai_client.responses.create(model="gpt-4o", input="any next call runs the queued work")

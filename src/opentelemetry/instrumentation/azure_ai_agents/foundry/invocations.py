@@ -23,16 +23,21 @@ with the classic run's attributes where the meaning is the same.
   response, else the agent version (``agents``: learned from the app's agent calls or read once off its path).
 * The version, when the response does not echo it, is the agent's (``agents``). An invocation that still needs a
   read ends its span when the read is done (at the end time observed: the app never waits).
-* Open background invocations live in a bounded open-set by response id (``core.bounded``): beyond ``max_open``
-  or idle for ``idle_timeout_s`` they are ended and marked ``azure.ai.agents.run.unfinished``, like classic runs;
-  so is everything still open at shutdown. Finalizers (a stream the app dropped) only queue work.
+* Open background invocations live in the registry both generations share (``core.registry``), by response id:
+  beyond ``max_open`` or idle for ``idle_timeout_s`` they are ended and marked ``azure.ai.agents.run.unfinished``,
+  like classic runs; so is everything still open at shutdown. Finalizers (a stream the app dropped) take no lock:
+  they only queue work (``registry.deferred``), run at the next call, at flush and at shutdown.
 
-An invocation ends exactly once (the open-set's claim). Spans are made outside any lock.
+The registry's locking rule holds: each invocation has its own lock, guarding its state (status, response id,
+``finishing``); the registry's lock is only taken inside it. An invocation ends exactly once, by whoever first set
+``finishing`` under its lock (:meth:`Invocations._claim`). Spans are written outside the locks: once claimed, an
+invocation is written by its claimer only.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any, Mapping, Optional
 
@@ -43,11 +48,13 @@ from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Status, Statu
 
 from ..core import attributes as attrs
 from ..core import conventions as conv
-from ..core.bounded import LruMap, OpenSet
+from ..core.bounded import LruMap
 from ..core.calls import guarded
 from ..core.content import ContentPolicy
 from ..core.fetcher import Fetcher
+from ..core.forking import at_fork_in_child
 from ..core.metrics import RunMetrics
+from ..core.registry import Registry
 from ..core.spans import SpanEmitter, record_exception
 from . import attributes as rattrs
 from .agents import AgentDirectory, VersionFacts
@@ -73,7 +80,7 @@ class Invocation:
     __slots__ = (
         "span", "context", "start_ns", "model", "last_seen", "agent_name", "version", "via_endpoint", "client",
         "endpoint", "server", "response_id", "status", "finishing", "first_chunk_s", "usage", "item_windows",
-        "emitted", "content", "output_type", "conversation", "__weakref__",
+        "emitted", "content", "output_type", "conversation", "lock", "__weakref__",
     )
 
     def __init__(
@@ -115,6 +122,12 @@ class Invocation:
         #: server-side tool items already given a span (by item id); made at the first one
         self.emitted: Optional[set[str]] = None
         self.content: Optional[InvocationContent] = None  #: what the request said (content capture only)
+        self.lock = threading.RLock()  #: guards the state above (see the module docstring)
+
+    @property
+    def key(self) -> Optional[str]:
+        """The registry's key: the response id, once known."""
+        return self.response_id
 
 
 class Invocations:
@@ -136,11 +149,24 @@ class Invocations:
         self._metrics = metrics
         self._spans = SpanEmitter(tracer, content, metrics)
         self._project = {conv.FOUNDRY_PROJECT_ID: project_id} if project_id else {}
-        self.registry: OpenSet[Invocation] = OpenSet(max_open, idle_timeout_s)
+        self.registry: Registry[Invocation] = Registry(max_open, idle_timeout_s)
         self.fetcher = fetcher if fetcher is not None else Fetcher()
-        self.agents = AgentDirectory(self.fetcher, content.enabled)
+        self._fresh_caches()
+        at_fork_in_child(self._after_fork_in_child)
+
+    def _fresh_caches(self) -> None:
+        self.agents = AgentDirectory(self.fetcher, self._content.enabled)
         self.posted = PostedItems()
         self._requested: LruMap[str, SpanContext] = LruMap(MAX_REQUESTED_CALLS)  # function call id -> asking span
+
+    def _after_fork_in_child(self) -> None:
+        """A forked child traces its own invocations only: the parent's are left to the parent (marked as ending
+        in the child's copies, so nothing there ends or extends them); caches whose locks a vanished thread may
+        hold start afresh (the fetcher resets itself)."""
+        for invocation in self.registry.forget_after_fork():
+            invocation.finishing = True
+            invocation.lock = threading.RLock()
+        self._fresh_caches()
 
     @property
     def content_enabled(self) -> bool:
@@ -195,7 +221,13 @@ class Invocations:
 
     def streaming(self, invocation: Invocation) -> None:
         """The invocation goes on in a stream the app reads later: ended at shutdown if never finished."""
-        self.registry.hold(invocation)
+        with invocation.lock:
+            if not invocation.finishing:
+                self.registry.add_unregistered(invocation)
+
+    def defer(self, work: Any) -> None:
+        """Queues ``work`` for the next call (lock-free: for finalizers and code that may run in a collection)."""
+        self.registry.deferred.append(work)
 
     def _links(self, given: Any) -> Optional[list[Link]]:
         """Links to the invocations whose function calls this request answers (``function_call_output`` items)."""
@@ -212,25 +244,30 @@ class Invocations:
         first terminal status; registers it for polling while it is not terminal."""
         response_id = rattrs.text(response, "id")
         status = rattrs.text(response, "status")
-        seen: list[Optional[str]] = [None, None]  # previous status, changed status
-
-        def change(state: Invocation) -> bool:
-            previous = state.status
-            if status is not None and status != previous:
-                state.status = status
-                seen[1] = status
-            seen[0] = previous
-            if response_id is not None and state.response_id is None:
-                state.response_id = response_id
-            return status in rattrs.TERMINAL_STATUSES or (response_id is None and state.response_id is None)
-
-        result = self.registry.update(invocation, response_id or invocation.response_id, change)
-        if result is None:
-            return  # already ending
-        terminal, evicted = result
-        for old in evicted:
-            self._end_unfinished(old, "evicted")
-        previous, changed = seen
+        evicted: list[tuple[Invocation, str]] = []
+        with invocation.lock:
+            if invocation.finishing:
+                return  # already ending
+            invocation.last_seen = time.monotonic()
+            previous = invocation.status
+            changed = status if status is not None and status != previous else None
+            if changed is not None:
+                invocation.status = status
+            known = invocation.response_id is not None
+            if response_id is not None and not known:
+                invocation.response_id = response_id
+            terminal = status in rattrs.TERMINAL_STATUSES or (response_id is None and not known)
+            if terminal:
+                invocation.finishing = True
+                self.registry.close(invocation, finished=False)
+            elif invocation.response_id is not None:
+                if known:
+                    self.registry.touch(invocation)
+                else:
+                    evicted = self.registry.register(invocation)
+        for old, reason in evicted:
+            if self._claim(old):
+                self._end_unfinished(old, reason)
         if not terminal and changed is None:
             return  # a poll that shows nothing new costs nothing more
         span = invocation.span
@@ -277,7 +314,7 @@ class Invocations:
             windows[index] = (window[0], time.time_ns())  # type: ignore[index]
 
     def open_invocation(self, response_id: Any) -> Optional[Invocation]:
-        return self.registry.get(response_id)
+        return self.registry.open_item(response_id)
 
     # ---- endings -------------------------------------------------------------------------------------------
     def failed(self, invocation: Invocation, exc: BaseException) -> None:
@@ -293,7 +330,7 @@ class Invocations:
     ) -> None:
         """Ends an invocation that will not be seen to finish (its stream stopped early, its call raised), marked
         ``unfinished=reason`` when a reason is given; an error when ``exc`` or ``error`` says so. Idempotent."""
-        if not self.registry.claim(invocation, invocation.response_id):
+        if not self._claim(invocation):
             return
         error_type = None
         span = invocation.span
@@ -310,19 +347,30 @@ class Invocations:
     def sweep(self) -> None:
         """Ends background invocations nobody polled for ``idle_timeout_s`` (least recently active first)."""
         for invocation in self.registry.take_idle():
-            self._end_unfinished(invocation, "idle_timeout")
+            if self._claim(invocation):
+                self._end_unfinished(invocation, "idle_timeout")
 
     def shutdown(self) -> None:
         """Ends every open invocation, marked unfinished (uninstrument, interpreter exit)."""
         self.registry.drain_deferred()
         for invocation in self.registry.take_all():
-            self._end_unfinished(invocation, "shutdown")
+            if self._claim(invocation):
+                self._end_unfinished(invocation, "shutdown")
         self._requested.clear()
         self.posted.clear()
 
     @property
     def open_invocations(self) -> int:
-        return len(self.registry)
+        return self.registry.open_count
+
+    def _claim(self, invocation: Invocation) -> bool:
+        """True exactly once per invocation: the caller ends it (it leaves the registry)."""
+        with invocation.lock:
+            if invocation.finishing:
+                return False
+            invocation.finishing = True
+            self.registry.close(invocation, finished=False)
+            return True
 
     # ---- internals -----------------------------------------------------------------------------------------
     def _finish(

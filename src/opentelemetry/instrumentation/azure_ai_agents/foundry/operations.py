@@ -138,7 +138,7 @@ class _StreamObserver:
     def end_later(self, reason: str) -> None:
         """The stream was dropped or its iterator collected: the end is queued (lock-free) for the next call."""
         if not self.done:
-            self._tracker.registry.defer(lambda: self.end(reason))
+            self._tracker.defer(lambda: self.end(reason))
 
 
 class ObservedStream(wrapt.ObjectProxy):  # type: ignore[misc]
