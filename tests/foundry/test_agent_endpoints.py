@@ -347,3 +347,29 @@ def test_a_hosted_agent_is_reached_through_its_endpoint_the_same_way(instrument:
     _assert_invocation(telemetry, span, "ep-hosted", str(created.version), response.id)
     lifecycle = sorted(s.name for s in telemetry.all_spans if s.name.split()[0] in ("create_agent", "update_agent"))
     assert lifecycle == ["create_agent ep-hosted", "update_agent ep-hosted"]
+
+
+def test_foundry_tools_report_their_output_in_an_item_of_its_own(instrument: Any, project: Any) -> None:
+    """sample_agent_bing_grounding.py: Foundry's own tools answer with a ``T_call`` and a ``T_call_output`` item;
+    the tool span holds the call's arguments and, from the output item, its result (capture on)."""
+    tool = models.BingGroundingTool(
+        bing_grounding=models.BingGroundingSearchToolParameters(
+            search_configurations=[
+                models.BingGroundingSearchConfiguration(project_connection_id="/subscriptions/0/connections/bing")
+            ]
+        )
+    )
+    _with_endpoint(project, "ep-bing", tool, instructions="Search the web.")
+    telemetry = instrument(capture_content=True)
+    with project.get_openai_client(agent_name="ep-bing") as openai_client:
+        response = openai_client.responses.create(input="What is the weather in Seattle today?")
+
+    call = next(item for item in response.output if item.type == "bing_grounding_call")
+    output = next(item for item in response.output if item.type == "bing_grounding_call_output")
+    (span,) = _invocations(telemetry, "ep-bing")
+    (tool_span,) = [c for c in telemetry.children(span) if c.name.startswith("execute_tool")]
+    attrs = attributes(tool_span)
+    assert tool_span.name == "execute_tool bing_grounding" and attrs["gen_ai.tool.type"] == "datastore"
+    assert attrs["gen_ai.tool.call.id"] == call.id
+    assert json.loads(attrs["gen_ai.tool.call.arguments"]) == json.loads(call.model_extra["arguments"])
+    assert json.loads(attrs["gen_ai.tool.call.result"]) == json.loads(output.model_extra["output"])

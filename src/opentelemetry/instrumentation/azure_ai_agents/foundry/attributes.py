@@ -260,14 +260,18 @@ def error_of(response: Any, status: Optional[str]) -> Optional[tuple[str, Option
 
 
 # --- output items -------------------------------------------------------------------------------------------
-def tool_call(item: Any, with_content: bool) -> attrs.ToolCall:
-    """A server-side tool item as the classic :class:`~.attributes.ToolCall` (same span shape and types)."""
+def tool_call(item: Any, with_content: bool, outputs: Optional[Mapping[str, Any]] = None) -> attrs.ToolCall:
+    """A server-side tool item as the classic :class:`~.attributes.ToolCall` (same span shape and types); its
+    result from the item, else from its ``T_call_output`` item (``outputs``, by call id)."""
     item_type = text(item, "type") or "unknown_call"
     raw_type = item_type[: -len("_call")] if item_type.endswith("_call") else item_type
     arguments = result = None
     if with_content:
         arguments = _first(item, ("arguments", "code", "queries", "action", "input", "query"))
         result = _first(item, ("output", "outputs", "results", "result"))
+        if result is None and outputs:
+            call_id = text(item, "call_id")
+            result = plain(outputs.get(call_id)) if call_id else None
     return attrs.ToolCall(
         id=text(item, "id") or text(item, "call_id"),
         raw_type=raw_type,
@@ -300,15 +304,17 @@ def answered_call_ids(given: Any) -> list[str]:
     return ids
 
 
-def scan(items: Any) -> tuple[list[Any], bool, list[int]]:
+def scan(items: Any) -> tuple[list[Any], bool, list[int], dict[str, Any]]:
     """One pass over a finished response's output items: the ``function_call`` items (the app answers them),
-    whether the response asks the app for anything (a function, a computer action, an MCP approval), and the
-    indices of the server-side tool items (``execute_tool`` spans)."""
+    whether the response asks the app for anything (a function, a computer action, an MCP approval), the indices
+    of the server-side tool items (``execute_tool`` spans), and the outputs Foundry's own tools report in items of
+    their own (``T_call_output``, by ``call_id``)."""
     calls: list[Any] = []
     tools: list[int] = []
+    outputs: dict[str, Any] = {}
     asks = False
     if not isinstance(items, list):
-        return calls, asks, tools
+        return calls, asks, tools, outputs
     for index, item in enumerate(items):
         kind = get(item, "type")
         if not isinstance(kind, str):
@@ -320,7 +326,11 @@ def scan(items: Any) -> tuple[list[Any], bool, list[int]]:
             asks = True
         elif kind.endswith("_call"):
             tools.append(index)
-    return calls, asks, tools
+        elif kind.endswith("_call_output"):
+            call_id = text(item, "call_id")
+            if call_id:
+                outputs[call_id] = get(item, "output")
+    return calls, asks, tools, outputs
 
 
 def finish_reason(asks: bool, status: Optional[str], response: Any) -> Optional[str]:

@@ -389,7 +389,7 @@ class Invocations:
         read = rattrs.reader(response)
         output = read("output")
         items = output if isinstance(output, list) else []
-        calls, asks, tools = rattrs.scan(items)
+        calls, asks, tools, outputs = rattrs.scan(items)
         if calls:
             context = span.get_span_context()
             for call in calls:
@@ -422,7 +422,7 @@ class Invocations:
             if invocation.output_type is not None:
                 snapshot[conv.OUTPUT_TYPE] = invocation.output_type
         for index in tools:
-            self._tool_span(invocation, index, items[index], end_ns)
+            self._tool_span(invocation, index, items[index], end_ns, outputs)
         if error:
             span.set_status(Status(StatusCode.ERROR, error[1] or error[0]))
         if conv.USAGE_INPUT_TOKENS in snapshot or conv.USAGE_OUTPUT_TOKENS in snapshot:
@@ -476,8 +476,10 @@ class Invocations:
         finally:
             guarded(self._end, invocation, outcome.end_ns, outcome.error_type)
 
-    def _tool_span(self, invocation: Invocation, index: int, item: Any, end_ns: int) -> None:
-        info = rattrs.tool_call(item, self._content.enabled)
+    def _tool_span(
+        self, invocation: Invocation, index: int, item: Any, end_ns: int, outputs: Optional[Mapping[str, Any]] = None
+    ) -> None:
+        info = rattrs.tool_call(item, self._content.enabled, outputs)
         if info.id is not None:
             if invocation.emitted is None:
                 invocation.emitted = set()
