@@ -373,3 +373,23 @@ def test_foundry_tools_report_their_output_in_an_item_of_its_own(instrument: Any
     assert attrs["gen_ai.tool.call.id"] == call.id
     assert json.loads(attrs["gen_ai.tool.call.arguments"]) == json.loads(call.model_extra["arguments"])
     assert json.loads(attrs["gen_ai.tool.call.result"]) == json.loads(output.model_extra["output"])
+
+
+def test_closing_the_client_waits_for_a_read_of_its_agent(instrument: Any, emulator: Any, project: Any) -> None:
+    """The samples close their endpoint client right after the last invocation (``with ... as openai_client``):
+    a read of the agent still going through it (here slowed to 0.3 s) is waited for, not cut off."""
+    version = _with_endpoint(project, "ep-closing")
+    emulator.service.echo_agent_reference = False
+    emulator.service.delays = {"get_foundry_agent": 0.3}
+    telemetry = instrument()
+    try:
+        with project.get_openai_client(agent_name="ep-closing") as openai_client:
+            response = openai_client.responses.create(input="Hi")
+        finished = list(telemetry.exporter.get_finished_spans())  # no flush: what the close waited for
+    finally:
+        emulator.service.echo_agent_reference = True
+        emulator.service.delays = {}
+
+    (span,) = [s for s in finished if s.name == "invoke_agent ep-closing"]
+    assert attributes(span)["azure.ai.agents.run.id"] == response.id
+    assert attributes(span)["gen_ai.agent.version"] == version
