@@ -209,6 +209,7 @@ def test_agent_lifecycle_spans_and_one_lookup_per_agent(emulator, instrument):
         client.runs.create_and_process(
             thread_id=thread.id, agent_id=other.id, metadata=metadata("message"), polling_interval=0
         )
+    assert telemetry.tracer_provider.force_flush()  # the lookup runs off the app's path: wait for it
     gets = sum(1 for m, p in emulator.requests if m == "GET" and p.endswith(f"/assistants/{other.id}"))
     assert gets - gets_before == 1  # looked up once, then cached
     assert [s.name for s in telemetry.run_spans()] == ["invoke_agent made-elsewhere"] * 2
@@ -295,3 +296,29 @@ def test_connected_agent_call_links_a_sub_run_we_trace(emulator, instrument):
     [connected] = [s for s in telemetry.named("execute_tool") if s.attributes["gen_ai.tool.name"] == "stock_price_bot"]
     assert connected.attributes["azure.ai.agents.connected_agent.run.id"] == sub_run.id
     assert [link.context.span_id for link in connected.links] == [sub_span.context.span_id]
+
+
+def test_runs_ending_while_their_agents_lookup_is_in_flight_all_carry_its_name(instrument):
+    """An agent made elsewhere is looked up once, off the app's path; a run of that agent ending while the lookup
+    is still in flight joins it instead of ending unnamed (or asking again)."""
+    from azure_ai_agents_emulator import AgentsEmulator
+    from tests.fakes.gated_service import GatedService
+
+    telemetry = instrument()
+    service = GatedService()
+    with AgentsEmulator(service=service) as emulator:
+        client = agents_client(emulator)
+        with suppress_instrumentation():
+            other = client.create_agent(model="gpt-4o", name="made-elsewhere")
+        service.hold_next_agent_lookup()
+        for _ in range(2):
+            thread = client.threads.create()
+            client.runs.create_and_process(
+                thread_id=thread.id, agent_id=other.id, metadata=metadata("message"), polling_interval=0
+            )
+            assert service.lookup_held.wait(10)  # the first run's lookup is in flight while the second ends
+        service.release()
+        assert telemetry.tracer_provider.force_flush()
+        gets = [p for m, p in emulator.requests if m == "GET" and p.endswith(f"/assistants/{other.id}")]
+    assert len(gets) == 1
+    assert [s.name for s in telemetry.run_spans()] == ["invoke_agent made-elsewhere"] * 2

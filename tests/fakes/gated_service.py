@@ -7,6 +7,8 @@
   step listings) wait for each other, so that that many requests are provably in flight at once (e.g. served
   by different prefork workers, or listed concurrently); :attr:`GatedService.broken` counts meetings that timed
   out instead (the requests were not concurrent).
+* :meth:`GatedService.hold_next_agent_lookup`: the next ``GET /assistants/{id}`` waits until :meth:`release`
+  (:attr:`GatedService.lookup_held` is set once it is waiting).
 * :attr:`GatedService.max_listings` is the largest number of step listings seen in flight at once.
 
 The waits happen in ``delay_for``, which the HTTP server and the in-process transports call outside the
@@ -30,6 +32,8 @@ class GatedService(AgentsService):
         self._hold_listings = 0
         self._released = threading.Event()
         self.listing_held = threading.Event()
+        self._hold_lookups = 0
+        self.lookup_held = threading.Event()
         self._meetings: dict[str, tuple[threading.Barrier, int]] = {}
         self.broken = 0
         self._listings = 0
@@ -40,6 +44,12 @@ class GatedService(AgentsService):
             self._hold_listings = count
             self._released.clear()
             self.listing_held.clear()
+
+    def hold_next_agent_lookup(self) -> None:
+        with self._gate_lock:
+            self._hold_lookups = 1
+            self._released.clear()
+            self.lookup_held.clear()
 
     def release(self) -> None:
         self._released.set()
@@ -80,6 +90,13 @@ class GatedService(AgentsService):
             finally:
                 with self._gate_lock:
                     self._listings -= 1
+        elif method == "GET" and "/assistants/" in path:
+            with self._gate_lock:
+                hold = self._hold_lookups > 0
+                self._hold_lookups -= 1 if hold else 0
+            if hold:
+                self.lookup_held.set()
+                self._released.wait(HOLD_LIMIT_S)
         elif method == "POST" and path.endswith("/runs"):
             self._wait(self._meeting("create"))
         return super().delay_for(method, path)

@@ -18,13 +18,15 @@ from typing import Any, Optional
 from ..core.attributes import AgentInfo
 
 MAX_KNOWN_AGENTS = 4096
+_PENDING = object()
 
 
 class AgentCache:
     def __init__(self, max_agents: int = MAX_KNOWN_AGENTS) -> None:
         self._lock = threading.Lock()
         self._agents: "OrderedDict[str, AgentInfo]" = OrderedDict()
-        self._looked_up: "OrderedDict[str, None]" = OrderedDict()  # ids whose lookup was started
+        #: ids whose lookup was started: _PENDING while in flight, None once it ended
+        self._looked_up: "OrderedDict[str, Optional[object]]" = OrderedDict()
         self._max = max_agents
 
     def learn(self, info: AgentInfo) -> None:
@@ -43,17 +45,27 @@ class AgentCache:
                 self._agents.move_to_end(agent_id)
             return info
 
-    def claim_lookup(self, agent_id: Optional[str]) -> bool:
-        """True exactly once for an agent id we know nothing about: the caller looks it up."""
+    def lookup_wanted(self, agent_id: Optional[str]) -> bool:
+        """True for an agent id we know nothing about whose lookup is to start (the first call claims it) or is
+        still in flight (the caller joins it); False once known, or once its one lookup ended without it."""
         if not agent_id:
             return False
         with self._lock:
-            if agent_id in self._agents or agent_id in self._looked_up:
+            if agent_id in self._agents:
                 return False
-            self._looked_up[agent_id] = None
-            while len(self._looked_up) > self._max:
-                self._looked_up.popitem(last=False)
-            return True
+            state = self._looked_up.get(agent_id)
+            if state is None and agent_id not in self._looked_up:
+                self._looked_up[agent_id] = _PENDING
+                while len(self._looked_up) > self._max:
+                    self._looked_up.popitem(last=False)
+                return True
+            return state is _PENDING
+
+    def lookup_done(self, agent_id: str) -> None:
+        """The one lookup of ``agent_id`` ended (learned or not): it is never made again."""
+        with self._lock:
+            if agent_id in self._looked_up:
+                self._looked_up[agent_id] = None
 
     def clear(self) -> None:
         with self._lock:

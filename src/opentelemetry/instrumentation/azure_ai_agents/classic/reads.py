@@ -34,8 +34,6 @@ class ReadPlan:
     thread_id: Optional[str]
     run_id: Optional[str]
     list_steps: bool = False
-    #: look this agent up (nothing is known of it and nobody else is looking it up)
-    agent_id: Optional[str] = None
     #: content capture on: the ids of the messages the run created whose content is already known (None: off)
     messages_known: Optional[frozenset[str]] = None
     #: message ids the run is known to have created so far (from steps seen before the listing)
@@ -43,7 +41,7 @@ class ReadPlan:
 
     @property
     def empty(self) -> bool:
-        return not self.list_steps and self.agent_id is None and not self._may_need_messages
+        return not self.list_steps and not self._may_need_messages
 
     @property
     def _may_need_messages(self) -> bool:
@@ -57,7 +55,6 @@ class RunReads:
     """What our reads found (each part None / empty when not read or not readable)."""
 
     listing: Optional[Listing] = None
-    agent: Any = None
     messages: list[Any] = field(default_factory=list)
 
 
@@ -88,11 +85,6 @@ class RunReader:
                 with suppress_instrumentation():
                     if plan.list_steps and self.steps is not None:
                         reads.listing = await self.steps.list_async(instance, plan.thread_id, plan.run_id, timeout_s)
-                    if plan.agent_id is not None and self._agents is not None:
-                        try:
-                            reads.agent = await self._agents.get_async(instance, plan.agent_id, timeout_s)
-                        except Exception:
-                            _log.debug("could not read agent %s", plan.agent_id, exc_info=True)
                     if self._messages is not None and _needs_messages(plan, reads.listing):
                         try:
                             reads.messages = list(
@@ -109,11 +101,6 @@ class RunReader:
             with suppress_instrumentation():
                 if plan.list_steps and self.steps is not None:
                     reads.listing = self.steps.list(instance, plan.thread_id, plan.run_id, timeout_s)
-                if plan.agent_id is not None and self._agents is not None:
-                    try:
-                        reads.agent = self._agents.get(instance, plan.agent_id, timeout_s)
-                    except Exception:
-                        _log.debug("could not read agent %s", plan.agent_id, exc_info=True)
                 if self._messages is not None and _needs_messages(plan, reads.listing):
                     try:
                         reads.messages = list(self._messages.list(instance, plan.thread_id, plan.run_id, timeout_s))
@@ -122,6 +109,35 @@ class RunReader:
             return reads
 
         return read
+
+    def agent_job(self, instance: Any, agent_id: str, is_async: bool) -> Job:
+        """One agent's lookup (``GET /assistants/{id}``), with instrumentation suppressed; its result is the
+        agent object (None when it could not be read)."""
+        if is_async:
+
+            async def get_async(timeout_s: float) -> Any:
+                if self._agents is None:
+                    return None
+                with suppress_instrumentation():
+                    try:
+                        return await self._agents.get_async(instance, agent_id, timeout_s)
+                    except Exception:
+                        _log.debug("could not read agent %s", agent_id, exc_info=True)
+                        return None
+
+            return get_async
+
+        def get(timeout_s: float) -> Any:
+            if self._agents is None:
+                return None
+            with suppress_instrumentation():
+                try:
+                    return self._agents.get(instance, agent_id, timeout_s)
+                except Exception:
+                    _log.debug("could not read agent %s", agent_id, exc_info=True)
+                    return None
+
+        return get
 
 
 def _needs_messages(plan: ReadPlan, listing: Optional[Listing]) -> bool:

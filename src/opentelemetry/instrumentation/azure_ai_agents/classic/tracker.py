@@ -24,8 +24,9 @@ All service objects are read as wire-format mappings (see ``attributes``).
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any, Callable, Iterable, Mapping, Optional
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -224,46 +225,88 @@ class RunTracker:
     ) -> None:
         """A run just ended (the caller got it from :meth:`observe_run` or :meth:`end_now`): decides what only
         we can still read for it (:meth:`plan_reads`), has ``reader`` read that off the app's path (the
-        fetcher), then ends it (:meth:`finish_run`) with what was read. Whatever happens, the run ends."""
+        fetcher), then ends it (:meth:`finish_run`) with what was read. Whatever happens, the run ends.
+
+        Two reads at most: the run's own (steps, answer), and its agent's lookup, one per agent id, which every
+        run of that agent ending while it is in flight joins (the fetcher runs one job per key), so that they
+        all carry the agent's name."""
         submitted = False
         try:
             plan = self.plan_reads(run, reader is not None and list_steps)
-            if reader is None or plan.empty:
+            agent_id = self._agent_to_read(run) if reader is not None else None
+            if reader is None or (plan.empty and agent_id is None):
                 return
-            job = reader.job(instance, plan, is_async)
-
-            def done(reads: Optional[RunReads], reason: Optional[str]) -> None:
-                self.finish_run(run, reads, unavailable=reason)
-
-            self.fetcher.submit("steps", run.run_id or str(id(run)), job, done, owner=reader.owner(instance))
+            owner = reader.owner(instance)
+            join = _Join(run, self.finish_run, 2 if not plan.empty and agent_id else 1)
+            if not plan.empty:
+                self.fetcher.submit("steps", run.run_id or str(id(run)), reader.job(instance, plan, is_async),
+                                    join.steps_done, owner=owner)
+            if agent_id is not None:
+                self.fetcher.submit("agent", agent_id, self._agent_job(reader, instance, agent_id, is_async),
+                                    join.agent_done, owner=owner)
             submitted = True
         finally:
             if not submitted:
                 self.finish_run(run)
 
     def plan_reads(self, run: Run, list_steps: bool) -> ReadPlan:
-        """What to read for a run that just ended: its steps (when listing on completion is on), its agent
-        (once per agent id, when nothing else showed it), its answer (content capture on)."""
+        """What to read for a run that just ended: its steps (when listing on completion is on) and its answer
+        (content capture on)."""
         with run.lock:
             content = run.state.content if self._content.enabled else None
             return ReadPlan(
                 thread_id=run.thread_id,
                 run_id=run.run_id,
                 list_steps=list_steps and self.config.list_steps_on_completion,
-                agent_id=run.state.agent_id if self.agents.claim_lookup(run.state.agent_id) else None,
                 messages_known=frozenset(content.messages) if content is not None else None,
                 message_ids=tuple(content.message_ids) if content is not None else (),
             )
+
+    def _agent_to_read(self, run: Run) -> Optional[str]:
+        """The run's agent id while its name is unknown and a lookup is to start or still in flight."""
+        if run.state.agent_named:
+            return None
+        return run.state.agent_id if self.agents.lookup_wanted(run.state.agent_id) else None
+
+    def _agent_job(self, reader: RunReader, instance: Any, agent_id: str, is_async: bool) -> Any:
+        """The agent's lookup (one request per id): what it finds is learned before the job returns, so a run
+        deciding meanwhile either sees the agent known or joins the job still pending. A job started after the
+        agent became known answers from the cache."""
+        read = reader.agent_job(instance, agent_id, is_async)
+        if is_async:
+
+            async def lookup_async(timeout_s: float) -> Any:
+                known = self.agents.get(agent_id)
+                if known is not None:
+                    return known
+                try:
+                    agent = await read(timeout_s)  # type: ignore[misc]
+                    self.learn_agent(agent)
+                    return agent
+                finally:
+                    self.agents.lookup_done(agent_id)
+
+            return lookup_async
+
+        def lookup(timeout_s: float) -> Any:
+            known = self.agents.get(agent_id)
+            if known is not None:
+                return known
+            try:
+                agent = read(timeout_s)
+                self.learn_agent(agent)
+                return agent
+            finally:
+                self.agents.lookup_done(agent_id)
+
+        return lookup
 
     def finish_run(self, run: Run, reads: Optional[RunReads] = None, unavailable: Optional[str] = None) -> None:
         """Folds what our reads found into the run, emits step and tool spans, sets the final status and ends
         the run span at the time its terminal status was observed. ``unavailable`` says why the steps could
         not be listed."""
-        if reads is not None:
-            if reads.agent is not None:
-                self.learn_agent(reads.agent)  # names this agent's other open runs too (their own locks)
-            if reads.messages:
-                self.observe_messages(reads.messages)
+        if reads is not None and reads.messages:
+            self.observe_messages(reads.messages)
         state = run.state
         with run.lock:
             if state.ended:
@@ -479,4 +522,28 @@ class RunTracker:
             self._metrics.record_time_to_first_chunk(state.first_chunk_s, state.model)
 
 
+class _Join:
+    """Ends a run once its reads are all done (its own, and its agent's lookup): the steps' outcome says
+    whether they were available; the lookup's only adds (or not) what it learned, already in the cache."""
 
+    __slots__ = ("_run", "_finish", "_left", "_lock", "_reads", "_unavailable")
+
+    def __init__(self, run: Run, finish: Callable[[Run, Optional[RunReads], Optional[str]], None], parts: int) -> None:
+        self._run, self._finish, self._left = run, finish, parts
+        self._lock = threading.Lock()
+        self._reads: Optional[RunReads] = None
+        self._unavailable: Optional[str] = None
+
+    def steps_done(self, reads: Optional[RunReads], reason: Optional[str]) -> None:
+        self._reads, self._unavailable = reads, reason
+        self._one_done()
+
+    def agent_done(self, _agent: Any, _reason: Optional[str]) -> None:
+        self._one_done()
+
+    def _one_done(self) -> None:
+        with self._lock:
+            self._left -= 1
+            last = self._left == 0
+        if last:
+            self._finish(self._run, self._reads, self._unavailable)

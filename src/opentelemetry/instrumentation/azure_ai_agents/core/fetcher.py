@@ -71,6 +71,7 @@ class _Job:
     loop: Optional[asyncio.AbstractEventLoop] = None
     task: Optional["asyncio.Task[Any]"] = None
     finished: threading.Event = field(default_factory=threading.Event)
+    completing: bool = False  #: its callbacks are being called (once)
 
     @property
     def slot(self) -> int:
@@ -245,18 +246,26 @@ class Fetcher:
         """Completes ``job`` once: its callbacks, then wakes flush()/drain() waiters. A job this fetcher no
         longer holds (already failed by a drain, or its parent's after a fork) is ignored."""
         with self._lock:
-            if job.finished.is_set() or self._pending.get((job.kind, job.key)) is not job:
+            if job.finished.is_set() or job.completing or self._pending.get((job.kind, job.key)) is not job:
                 return
-            callbacks = list(job.callbacks)
+            job.completing = True
             if reason is None:
                 self.completed += 1
-        for done in callbacks:
-            self._complete_one(job.kind, done, result, reason)
-        with self._lock:
-            if self._pending.get((job.kind, job.key)) is job:
-                del self._pending[(job.kind, job.key)]
-            job.finished.set()
-            self._changed.notify_all()
+        called = 0
+        while True:
+            # A submit joining the job while its callbacks run appends one more: it is called too, before the
+            # job leaves the pending map (after that, a submit of the same key starts a new job).
+            with self._lock:
+                callbacks = job.callbacks[called:]
+                if not callbacks:
+                    if self._pending.get((job.kind, job.key)) is job:
+                        del self._pending[(job.kind, job.key)]
+                    job.finished.set()
+                    self._changed.notify_all()
+                    return
+            called += len(callbacks)
+            for done in callbacks:
+                self._complete_one(job.kind, done, result, reason)
 
     def _complete_one(self, kind: str, done: Done, result: Any, reason: Optional[str]) -> None:
         if reason is not None:
