@@ -1,4 +1,4 @@
-"""What each kind of SDK call tells the tracker.
+"""What each kind of classic SDK call tells the tracker (observe).
 
 An :class:`Operation` reads one SDK method's arguments (``before``) and result (``after``) and reports them to the
 :class:`~.tracker.RunTracker`. Operations know argument positions and result shapes, nothing about timing or

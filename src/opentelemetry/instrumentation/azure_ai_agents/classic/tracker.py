@@ -1,6 +1,8 @@
-"""The SDK-independent core: one trace per agent run. The operations tell the tracker what each SDK call
-revealed; the tracker folds it into the run's state (``run_state``), keeps the registry (``registry``) and has
-the spans emitted (``spans``). Data flows one way: observe -> decide -> fetch off-path -> emit.
+"""Classic runs' coordinator: one trace per agent run. The operations (``operations``) tell the tracker what each
+SDK call revealed; the tracker folds it into the run's state (``run_state``, pure), keeps the registry (``runs``),
+decides what only we can still read when a run ends and has it read off the app's path (``reads``, through the
+core's fetcher), and has the spans emitted (``spans``). Data flows one way: observe -> decide -> fetch off-path
+-> emit; nothing it calls calls back into it (the fetcher only completes the jobs the tracker gave it).
 
 * A run span opens when the app calls *create* and ends at the first observation of a terminal status.
   Polls never create spans: a status *change* becomes one span event, whatever the number of polls.

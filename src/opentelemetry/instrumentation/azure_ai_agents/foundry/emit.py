@@ -10,8 +10,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Protocol
 
+from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind, Tracer
 
 from ..core import attributes as attrs
@@ -22,7 +23,6 @@ from . import attributes as rattrs
 
 if TYPE_CHECKING:  # pragma: no cover
     from .agents import VersionFacts
-    from .invocations import Invocation
 
 
 class Outcome:
@@ -113,7 +113,19 @@ class InvocationContent:
 _CHAT_IDENTITY = attrs.identity(conv.CHAT)
 
 
-def chat_span(tracer: Tracer, policy: ContentPolicy, invocation: "Invocation", outcome: Outcome) -> None:
+class Invoked(Protocol):
+    """What :func:`chat_span` reads of an invocation (``invocations.Invocation``; declared here so that this
+    module needs nothing from the one that calls it)."""
+
+    model: Optional[str]
+    usage: Mapping[str, Any]
+    output_type: Optional[str]
+    context: Context
+    start_ns: int
+    content: Optional[InvocationContent]
+
+
+def chat_span(tracer: Tracer, policy: ContentPolicy, invocation: Invoked, outcome: Outcome) -> None:
     """The ``chat {model}`` span of a finished invocation (see the module docstring), over its window. It carries
     what a model-call span needs (operation, provider, model, usage, finish reason, response id); the server,
     conversation and agent are its parent's (each attribute costs every invocation a few microseconds)."""
