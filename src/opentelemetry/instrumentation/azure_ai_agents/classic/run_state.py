@@ -102,11 +102,11 @@ class RunState:
                 return Change(self.status, None, False)
             self.last_sent_ns = sent_ns
         status = attrs.text_field(run, "status")
-        if status is not None and self.status is not None and _RANK.get(status, 1) < _RANK.get(self.status, 1):
+        changed = status is not None and status != self.status
+        if changed and self.status is not None and _RANK.get(status, 1) < _RANK.get(self.status, 1):  # type: ignore[arg-type]
             # A run never goes back (in_progress -> queued, say): this answer was overtaken on its way (two
             # threads polling; a request sent first may reach the service second).
             return Change(self.status, None, False)
-        changed = status is not None and status != self.status
         previous = self.status
         if changed:
             self.status = status
@@ -119,9 +119,10 @@ class RunState:
         elif status is not None:
             self.awaiting_outputs = False
             self._stop_waiting(now_ns)  # the run moved on without the app (cancelled, expired, ...)
-        queue_time = cattrs.run_queue_time(run)
-        if queue_time is not None:
-            self.queue_time_s = queue_time
+        if changed:  # the service stamps started_at when the run leaves the queue: a status change (polls cost less)
+            queue_time = cattrs.run_queue_time(run)
+            if queue_time is not None:
+                self.queue_time_s = queue_time
         terminal = status in cattrs.TERMINAL_STATUSES
         if terminal:
             self.end_ns = now_ns
