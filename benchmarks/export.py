@@ -75,7 +75,8 @@ def template_traces(count: int = 8) -> list[list[ReadableSpan]]:
     by_trace: dict[int, list[ReadableSpan]] = {}
     for span in memory.get_finished_spans():  # finishing order: children before the run span
         by_trace.setdefault(span.context.trace_id, []).append(span)
-    return list(by_trace.values())
+    # Agent runs only: the agent's creation is a trace of its own (one create_agent span), which Nexus is not sent.
+    return [spans for spans in by_trace.values() if any(s.name.startswith("invoke_agent") for s in spans)]
 
 
 def clone_traces(templates: Sequence[Sequence[ReadableSpan]], n: int, seed: int = 1) -> list[list[ReadableSpan]]:
