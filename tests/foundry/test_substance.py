@@ -262,3 +262,15 @@ def test_the_project_id_is_absent_unless_configured(instrument: Any, openai_clie
 
     (span,) = telemetry.run_spans()
     assert "microsoft.foundry.project.id" not in attributes(span)
+
+
+def test_posted_items_beyond_the_bounds_are_counted():
+    """Content capture keeps a bounded number of posted items: what the bounds drop is counted, never silent."""
+    from opentelemetry.instrumentation.azure_ai_agents.foundry.conversations import PostedItems
+
+    posted = PostedItems(max_conversations=2, max_items=3)
+    posted.posted("conv_1", [{"n": i} for i in range(5)])
+    assert posted.cut == 2 and posted.take("conv_1") == ({"n": 2}, {"n": 3}, {"n": 4})
+    for conversation in ("conv_a", "conv_b", "conv_c"):
+        posted.posted(conversation, [{"n": 0}])
+    assert posted.forgotten == 1 and posted.take("conv_a") == ()

@@ -21,6 +21,7 @@ class LruMap(Generic[K, V]):
         self.max_items = max(1, int(max_items))
         self._lock = threading.Lock()
         self._items: "OrderedDict[K, V]" = OrderedDict()
+        self.evicted = 0  #: entries forgotten because of the bound
 
     def get(self, key: K, default: Any = None) -> Any:
         """The value (lock-free read; not marked as recently used)."""
@@ -32,6 +33,7 @@ class LruMap(Generic[K, V]):
             self._items.move_to_end(key)
             while len(self._items) > self.max_items:
                 self._items.popitem(last=False)
+                self.evicted += 1
 
     def pop(self, key: K, default: Any = None) -> Any:
         with self._lock:
@@ -48,6 +50,7 @@ class LruMap(Generic[K, V]):
                 self._items.move_to_end(key)
                 while len(self._items) > self.max_items:
                     self._items.popitem(last=False)
+                    self.evicted += 1
             return value
 
     def clear(self) -> None:

@@ -33,35 +33,25 @@ class RunMetrics:
 
     def __init__(self, meter: Meter) -> None:
         self._by_model: dict[Optional[str], tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {}
-        self._duration = meter.create_histogram(
-            conv.METRIC_OPERATION_DURATION,
-            unit="s",
-            description="GenAI operation duration",
-            explicit_bucket_boundaries_advisory=list(conv.DURATION_BUCKETS),
-        )
+        self._duration = _seconds(meter, conv.METRIC_OPERATION_DURATION, "GenAI operation duration")
         self._tokens = meter.create_histogram(
             conv.METRIC_TOKEN_USAGE,
             unit="{token}",
             description="Measures number of input and output tokens used",
             explicit_bucket_boundaries_advisory=list(conv.TOKEN_BUCKETS),
         )
-        self._first_chunk = meter.create_histogram(
-            conv.METRIC_TIME_TO_FIRST_CHUNK,
-            unit="s",
-            description="Time to receive the first chunk of a streamed run",
-            explicit_bucket_boundaries_advisory=list(conv.DURATION_BUCKETS),
+        self._first_chunk = _seconds(
+            meter, conv.METRIC_TIME_TO_FIRST_CHUNK, "Time to receive the first chunk of a streamed run"
         )
-        self._queue_time = meter.create_histogram(
+        self._queue_time = _seconds(
+            meter,
             conv.METRIC_RUN_QUEUE_TIME,
-            unit="s",
-            description="Time an agent run waited in the service's queue (created to started, service timestamps)",
-            explicit_bucket_boundaries_advisory=list(conv.DURATION_BUCKETS),
+            "Time an agent run waited in the service's queue (created to started, service timestamps)",
         )
-        self._tool_wait = meter.create_histogram(
+        self._tool_wait = _seconds(
+            meter,
             conv.METRIC_RUN_TOOL_WAIT_TIME,
-            unit="s",
-            description="Time an agent run waited in requires_action for the app's tool outputs",
-            explicit_bucket_boundaries_advisory=list(conv.DURATION_BUCKETS),
+            "Time an agent run waited in requires_action for the app's tool outputs",
         )
 
     @staticmethod
@@ -92,9 +82,8 @@ class RunMetrics:
     ) -> None:
         """Where one run's time went (each value only when known); recorded with the run's duration, with the
         same attributes, so that ratios of their sums are ratios over the same runs."""
-        attributes = self._run_attributes(model)
-        if error_type:
-            attributes[conv.ERROR_TYPE] = error_type
+        base = self._model_attributes(model)[0]
+        attributes = {**base, conv.ERROR_TYPE: error_type} if error_type else base
         if queue_time_s is not None:
             self._queue_time.record(max(queue_time_s, 0.0), attributes)
         if tool_wait_s is not None:
@@ -122,3 +111,10 @@ class RunMetrics:
         if error_type:
             attributes[conv.ERROR_TYPE] = error_type
         self._duration.record(max(duration_s, 0.0), attributes)
+
+
+def _seconds(meter: Meter, name: str, description: str) -> Any:
+    """A histogram of seconds with the conventions' duration buckets."""
+    return meter.create_histogram(
+        name, unit="s", description=description, explicit_bucket_boundaries_advisory=list(conv.DURATION_BUCKETS)
+    )

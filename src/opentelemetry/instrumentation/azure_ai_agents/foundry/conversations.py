@@ -22,6 +22,12 @@ class PostedItems:
     def __init__(self, max_conversations: int = MAX_CONVERSATIONS, max_items: int = MAX_ITEMS_PER_CONVERSATION) -> None:
         self._pending: LruMap[str, tuple[Any, ...]] = LruMap(max_conversations)
         self._max_items = max_items
+        self.cut = 0  #: items not kept because a conversation held more than ``max_items`` before its invocation
+
+    @property
+    def forgotten(self) -> int:
+        """Conversations whose posted items were forgotten (least recently used beyond ``max_conversations``)."""
+        return self._pending.evicted
 
     def posted(self, conversation_id: Optional[str], items: Any) -> None:
         if not conversation_id or not isinstance(items, (list, tuple)) or not items:
@@ -29,7 +35,9 @@ class PostedItems:
         new = tuple(items)
 
         def append(old: Optional[tuple[Any, ...]]) -> tuple[Any, ...]:
-            return ((old or ()) + new)[-self._max_items :]
+            joined = (old or ()) + new
+            self.cut += max(len(joined) - self._max_items, 0)
+            return joined[-self._max_items :]
 
         self._pending.update(conversation_id, append)
 
