@@ -253,7 +253,7 @@ def _residual_after(work: Any) -> int:
 @pytest.mark.timeout(180)
 @pytest.mark.heavy
 def test_thousands_of_sequential_runs_keep_memory_flat():
-    """Steady state: allocated blocks flat from run 2,000 to run TOTAL_RUNS - 800. Then the last 800 runs under tracemalloc,
+    """Steady state: allocated blocks flat from run 2,000 to run TOTAL_RUNS - 800 (both read with the fetcher idle). Then the last 800 runs under tracemalloc,
     ended by uninstrument(): what they leave behind is compared with 800 uninstrumented runs (SDK caches)."""
     exporter = CountingExporter()
     provider = TracerProvider()
